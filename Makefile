@@ -1,0 +1,27 @@
+# `make demo` and `make test` do all the set-up on a fresh machine (see README).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv test demo lint bench clean
+
+venv: $(VENV)/.installed
+
+# torch==2.13.0 (a CPU build) goes in first: anything that pulls torch later finds it
+# satisfied instead of downloading a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[export,bench,dev]'
+	touch $@
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+demo: venv
+	$(PY) examples/demo.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

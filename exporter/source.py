@@ -1,0 +1,133 @@
+"""Read a Hugging Face / sentence-transformers model folder into a `SourceModel`.
+
+Everything the exporter and the manifest need to know about the source is decided here,
+once, so later steps never re-read config files or guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgembed.errors import ExportError
+from edgembed.package import sha256_file
+
+# Encoder-only families that optimum-onnx exports for feature-extraction.
+ENCODER_TYPES = frozenset({
+    "albert", "bert", "camembert", "convbert", "deberta", "deberta-v2", "distilbert",
+    "electra", "ernie", "megatron-bert", "mobilebert", "modernbert", "mpnet", "roberta",
+    "roformer", "xlm-roberta",
+})
+SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                "pooling_mode_max_tokens": "max"}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    path: Path
+    model_type: str
+    hidden_size: int
+    max_seq_length: int
+    pooling: str
+    normalize: bool
+    prefixes: dict[str, str]
+    weights_file: str
+    weights_sha256: str
+    is_sentence_transformers: bool
+    config: dict[str, Any] = field(repr=False)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"cannot read {path}: {exc}") from None
+
+
+def _pooling_from(config: dict[str, Any], path: Path) -> str:
+    modes = [name for key, name in POOLING_KEYS.items() if config.get(key)]
+    unsupported = [key for key, value in config.items()
+                   if key.startswith("pooling_mode_") and value and key not in POOLING_KEYS]
+    if unsupported or len(modes) != 1:
+        raise ExportError(f"{path}: pooling must be exactly one of cls, mean or max; "
+                          f"found {modes + unsupported or 'none'}")
+    return modes[0]
+
+
+def _modules(path: Path) -> tuple[str, bool]:
+    """Pooling and normalisation from modules.json, refusing modules we cannot reproduce."""
+    pooling, normalize = "mean", False
+    for module in _read_json(path / "modules.json"):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind not in SUPPORTED_MODULES:
+            raise ExportError(f"{path}: unsupported sentence-transformers module {kind!r} "
+                              f"(supported: {', '.join(sorted(SUPPORTED_MODULES))})")
+        if kind == "Pooling":
+            config_path = path / module.get("path", "") / "config.json"
+            pooling = _pooling_from(_read_json(config_path), config_path)
+        normalize = normalize or kind == "Normalize"
+    return pooling, normalize
+
+
+def _prefixes(path: Path) -> dict[str, str]:
+    config_path = path / "config_sentence_transformers.json"
+    prompts = _read_json(config_path).get("prompts", {}) if config_path.is_file() else {}
+    query = prompts.get("query", "")
+    document = prompts.get("document", prompts.get("passage", prompts.get("doc", "")))
+    return {"query": query or "", "document": document or ""}
+
+
+def _max_seq_length(path: Path, config: dict[str, Any]) -> int:
+    limit = int(config.get("max_position_embeddings", 512))
+    if config.get("model_type") in {"bert", "distilbert", "mpnet", "roberta", "xlm-roberta"}:
+        limit = min(limit, 512)
+    st_config = path / "sentence_bert_config.json"
+    if st_config.is_file() and _read_json(st_config).get("max_seq_length"):
+        return min(int(_read_json(st_config)["max_seq_length"]), limit)
+    tok_config = path / "tokenizer_config.json"
+    if tok_config.is_file():
+        declared = _read_json(tok_config).get("model_max_length")
+        if isinstance(declared, int) and 0 < declared < limit:
+            return declared
+    return limit
+
+
+def read_source(path: str | Path, pooling: str | None = None,
+                prefixes: dict[str, str] | None = None) -> SourceModel:
+    """Inspect a model folder; `pooling` and `prefixes` override what the folder says."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ExportError(f"source model folder not found: {path}")
+    if not (path / "config.json").is_file():
+        raise ExportError(f"{path} has no config.json: not a Hugging Face model folder")
+    if not (path / "tokenizer.json").is_file():
+        raise ExportError(f"{path} has no tokenizer.json (a fast tokenizer file is required)")
+    config = _read_json(path / "config.json")
+    model_type = config.get("model_type", "")
+    if model_type not in ENCODER_TYPES:
+        raise ExportError(f"unsupported architecture {model_type!r} in {path / 'config.json'}; "
+                          f"supported encoder families: {', '.join(sorted(ENCODER_TYPES))}")
+    weights = next((name for name in WEIGHT_FILES if (path / name).is_file()), None)
+    if weights is None:
+        raise ExportError(f"{path} has no weights ({' or '.join(WEIGHT_FILES)})")
+    is_st = (path / "modules.json").is_file()
+    found_pooling, normalize = _modules(path) if is_st else ("mean", True)
+    if pooling is not None and pooling not in POOLING_KEYS.values():
+        raise ExportError(f"pooling must be cls, mean or max, got {pooling!r}")
+    return SourceModel(
+        path=path.resolve(),
+        model_type=model_type,
+        hidden_size=int(config["hidden_size"]),
+        max_seq_length=_max_seq_length(path, config),
+        pooling=pooling or found_pooling,
+        normalize=normalize,
+        prefixes={**_prefixes(path), **(prefixes or {})},
+        weights_file=weights,
+        weights_sha256=sha256_file(path / weights),
+        is_sentence_transformers=is_st,
+        config=config,
+    )

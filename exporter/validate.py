@@ -1,0 +1,68 @@
+"""Prove a package against its source: the same texts through torch and through the
+edgembed runtime, compared by cosine similarity."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from edgembed import Encoder
+
+from .source import SourceModel
+
+
+def reference_embeddings(source: SourceModel, texts: Sequence[str],
+                         batch_size: int = 32) -> np.ndarray:
+    """fp32 torch embeddings: sentence-transformers for its folders, otherwise
+    transformers AutoModel with the same pooling the exported head applies."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    if source.is_sentence_transformers:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(source.path), device="cpu", local_files_only=True)
+        model.max_seq_length = source.max_seq_length
+        return model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                            normalize_embeddings=False).astype(np.float32)
+
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
+    model = AutoModel.from_pretrained(str(source.path), local_files_only=True).eval()
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
+                              truncation=True, max_length=source.max_seq_length,
+                              return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            if source.pooling == "cls":
+                pooled = hidden[:, 0]
+            elif source.pooling == "max":
+                pooled = (hidden + (1 - mask) * -1e9).max(dim=1).values
+            else:
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if source.normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            rows.append(pooled.numpy())
+    return np.concatenate(rows).astype(np.float32)
+
+
+def cosine_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """Row-wise cosine between two embedding matrices of the same texts."""
+    ref = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
+    cand = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-12)
+    cosines = np.sum(ref * cand, axis=1)
+    return {"mean_cosine": round(float(cosines.mean()), 6),
+            "min_cosine": round(float(cosines.min()), 6), "n_texts": int(len(cosines))}
+
+
+def validate_package(package_dir: Path, reference: np.ndarray,
+                     texts: Sequence[str]) -> dict[str, float]:
+    """Encode `texts` with the edgembed runtime and compare with `reference` (same texts)."""
+    encoder = Encoder.load(package_dir, verify=False)
+    return cosine_agreement(reference, encoder.encode(list(texts)))

@@ -1,0 +1,1 @@
+"""Bundled model packages and their recipes (data, not code)."""

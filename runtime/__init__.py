@@ -1,0 +1,20 @@
+"""edgembed: offline-first text embeddings. This package is the slim runtime
+(numpy, onnxruntime, tokenizers, usearch); the exporter lives in `edgembed.export`."""
+
+from .encoder import Encoder
+from .errors import ChecksumError, EdgembedError, ModelLoadError, PackageError
+from .package import Package, default_package_path, open_package
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChecksumError",
+    "EdgembedError",
+    "Encoder",
+    "ModelLoadError",
+    "Package",
+    "PackageError",
+    "__version__",
+    "default_package_path",
+    "open_package",
+]

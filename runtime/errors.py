@@ -1,0 +1,32 @@
+"""One small exception hierarchy, so callers (and the CLI) can catch `EdgembedError`
+and show one clear line instead of a traceback from deep inside onnxruntime."""
+
+from __future__ import annotations
+
+
+class EdgembedError(Exception):
+    """Base class of every error edgembed raises on purpose."""
+
+
+class PackageError(EdgembedError):
+    """A model package is missing, incomplete, tampered with or of an unknown format."""
+
+
+class ChecksumError(PackageError):
+    """A file's sha256 differs from the one recorded in the manifest."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"checksum mismatch for {path}: manifest says {expected[:12]}…, "
+            f"file has {actual[:12]}… "
+            "(the file was modified or damaged; re-export or re-download the package)"
+        )
+        self.path = path
+
+
+class ModelLoadError(PackageError):
+    """onnxruntime or tokenizers could not load a file of the package."""
+
+
+class ExportError(EdgembedError):
+    """The exporter cannot turn this source folder into a package."""

