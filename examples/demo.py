@@ -32,7 +32,7 @@ def main() -> None:
     documents = encoder.encode([text for _, text in passages], kind="document")
     queries = encoder.encode(QUERIES, kind="query")
     print(f"{len(passages)} passages from {SAMPLES}, model {encoder.manifest['name']}")
-    for query, vector in zip(QUERIES, queries):
+    for query, vector in zip(QUERIES, queries, strict=True):
         scores = documents @ vector
         print(f"\n> {query}")
         for rank, index in enumerate(scores.argsort()[::-1][:3], start=1):

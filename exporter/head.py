@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from edgembed.errors import ExportError
 from onnx import TensorProto, helper, numpy_helper
+
+from edgembed.errors import ExportError
 
 HIDDEN = "last_hidden_state"
 OUTPUT = "sentence_embedding"

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import onnx
+
 from edgembed.errors import ExportError
 
 from .source import SourceModel

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
+
 from edgembed.errors import ExportError
 
 METHODS = ("none", "int8-dynamic")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+
 from edgembed.errors import ExportError
 from edgembed.package import sha256_file
 

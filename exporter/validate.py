@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from edgembed import Encoder
 
 from .source import SourceModel

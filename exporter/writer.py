@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
 from edgembed.errors import ExportError
 from edgembed.package import (
     FORMAT_NAME,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import cosines
 
+from conftest import cosines
 from edgembed import Encoder, default_package_path
 from edgembed.errors import ExportError
 from edgembed.export import build_from_recipe, load_recipe

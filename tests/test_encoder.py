@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cosines
 
+from conftest import cosines
 from edgembed import EdgembedError, Encoder
 
 
