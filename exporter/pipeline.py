@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .head import OUTPUT, add_pooling_head
 from .onnx_export import export_onnx
+from .optimize import optimize
 from .quantize import quantize
+from .shape import fix_shape, parse_static_shape
 from .source import read_source
 from .texts import builtin_texts
 from .validate import reference_embeddings, validate_package
@@ -36,6 +39,8 @@ def export_model(
     output: str | Path,
     *,
     quantize_method: str = "int8-dynamic",
+    optimize_level: int = 1,
+    static_shape: str | None = None,
     exclude_nodes: Sequence[str] = (),
     name: str | None = None,
     source_name: str | None = None,
@@ -50,10 +55,16 @@ def export_model(
     model on held-out texts (the built-in validation set unless others are given)."""
     output = Path(output)
     check_output_dir(output)  # fail before minutes of export work, not after
+    shape = parse_static_shape(static_shape) if static_shape else None
     model_source = read_source(source, pooling=pooling, prefixes=prefixes)
+    if shape and shape[1] < model_source.max_seq_length:
+        model_source = replace(model_source, max_seq_length=shape[1])
     graph = export_onnx(model_source)
+    graph, optimization = optimize(graph, model_source, optimize_level)
     graph = add_pooling_head(graph, model_source.pooling, model_source.normalize,
                              model_source.hidden_size)
+    if shape:
+        graph = fix_shape(graph, *shape)
     graph, quantization = quantize(graph, quantize_method, exclude=exclude_nodes)
     manifest = write_package(output, graph, model_source.path / "tokenizer.json", {
         "name": name or model_source.path.name,
@@ -67,6 +78,8 @@ def export_model(
         "normalized": model_source.normalize,
         "prefixes": model_source.prefixes,
         "output": OUTPUT,
+        "static_shape": list(shape) if shape else None,
+        "optimization": optimization,
         "quantization": quantization,
         "calibration": None,
         "exporter": _versions(),
