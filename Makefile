@@ -20,8 +20,14 @@ test: venv
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
+# index the bundled sample documents (incremental: a second run skips unchanged files), then
+# search them from the command line, fully offline
+DEMO_INDEX := .cache/demo-index
 demo: venv
-	$(PY) examples/demo.py
+	$(VENV)/bin/edgembed index models/samples --index $(DEMO_INDEX)
+	$(VENV)/bin/edgembed search "how do I keep my bread starter alive" --index $(DEMO_INDEX) -k 3
+	$(VENV)/bin/edgembed search "my wifi keeps dropping" --index $(DEMO_INDEX) -k 3
+	$(VENV)/bin/edgembed search "what to do right after burning your hand" --index $(DEMO_INDEX) -k 3
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .cache

@@ -1,12 +1,14 @@
-"""`make demo`: embed the sample documents with the bundled model and rank their
-paragraphs against a few queries, fully offline."""
+"""The Python side of `make demo`: index the sample documents with the Index API and search
+them, fully offline. Usage: python examples/demo.py [QUERY ...]"""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
-from edgembed import Encoder
+from edgembed import Encoder, Index
+from edgembed.ingest import index_paths
 
 SAMPLES = Path(__file__).resolve().parent.parent / "models" / "samples"
 QUERIES = sys.argv[1:] or [
@@ -16,28 +18,18 @@ QUERIES = sys.argv[1:] or [
 ]
 
 
-def paragraphs() -> list[tuple[str, str]]:
-    found = []
-    for path in sorted(SAMPLES.rglob("*")):
-        if path.suffix in {".txt", ".md"} and path.name != "README.md":
-            for block in path.read_text(encoding="utf-8").split("\n\n"):
-                if len(block.split()) >= 8:
-                    found.append((str(path.relative_to(SAMPLES)), " ".join(block.split())))
-    return found
-
-
 def main() -> None:
     encoder = Encoder.load()
-    passages = paragraphs()
-    documents = encoder.encode([text for _, text in passages], kind="document")
-    queries = encoder.encode(QUERIES, kind="query")
-    print(f"{len(passages)} passages from {SAMPLES}, model {encoder.manifest['name']}")
-    for query, vector in zip(QUERIES, queries, strict=True):
-        scores = documents @ vector
-        print(f"\n> {query}")
-        for rank, index in enumerate(scores.argsort()[::-1][:3], start=1):
-            name, text = passages[index]
-            print(f"  {rank}. {scores[index]:.3f}  {name}: {text[:90]}…")
+    with tempfile.TemporaryDirectory() as folder:
+        index = Index.create(Path(folder) / "index", encoder)
+        report = index_paths(index, [SAMPLES])  # passages that fit the model, then save()
+        print(f"{report.passages_added} passages from {SAMPLES}, model {encoder.manifest['name']}")
+        for query, hits in zip(QUERIES, index.search(QUERIES, k=3), strict=True):
+            print(f"\n> {query}")
+            for rank, hit in enumerate(hits, start=1):
+                name = Path(hit.metadata["file"]).relative_to(SAMPLES)
+                print(f"  {rank}. {hit.score:.3f}  {name}: {' '.join(hit.text.split())[:90]}…")
+        index.close()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The export pipeline: read → export → head → quantize → write → validate.
+"""The export pipeline: read → export → optimise → head → [shape] → quantize → write →
+validate → calibrate.
 
 Each step is a function of its own module; this one only composes them and records
 what was done in the manifest."""
@@ -6,19 +7,26 @@ what was done in the manifest."""
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edgembed import Encoder
+from edgembed.errors import ExportError
+
+from .autoquant import choose_float_nodes
+from .calibrate import calibrate
+from .feeds import tokenized_batches
 from .head import OUTPUT, add_pooling_head
 from .onnx_export import export_onnx
-from .optimize import optimize
-from .quantize import quantize
+from .optimize import LEVELS, optimize
+from .quantize import METHODS, matching_nodes, quantize, weight_matmuls
 from .shape import fix_shape, parse_static_shape
-from .source import read_source
+from .source import SourceModel, read_source
 from .texts import builtin_texts
-from .validate import reference_embeddings, validate_package
+from .validate import reference_embeddings, retrieval_quality, throughput, validate_package
 from .writer import check_output_dir, write_manifest, write_package
 
 
@@ -34,39 +42,99 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _quality_card(source: SourceModel, output: Path, texts: list[str], custom_texts: bool,
+                  eval_data: str | Path | None, reference_dir: Path | None) -> dict[str, Any]:
+    """Measure the written package: cosine to torch, speed against the fp32 graph, and
+    retrieval quality when BEIR data is given. Every number here is measured, never copied."""
+    agreement = validate_package(output, reference_embeddings(source, texts), texts)
+    card: dict[str, Any] = {
+        "reference": "torch fp32 " + ("sentence-transformers" if source.is_sentence_transformers
+                                      else "transformers + same pooling"),
+        "texts": "caller-supplied texts" if custom_texts else "edgembed built-in validation set",
+        **agreement,
+        "how": "cosine between edgembed runtime and torch embeddings of the same texts, "
+               "one row per text; mean and min over rows",
+    }
+    encoders = {"package": Encoder.load(output, verify=False)}
+    if reference_dir is not None:
+        encoders["fp32"] = Encoder.load(reference_dir, verify=False)
+        speed = throughput(encoders, texts)
+        card["speed_vs_fp32"] = round(speed["package"] / speed["fp32"], 2)
+        card["speed_how"] = ("sentences/s on the validation texts, batch 32, package and fp32 "
+                             "graph taking turns over 3 rounds in one process, median")
+    if eval_data is not None:
+        card["retrieval"] = {"data": Path(eval_data).name, "split": "test",
+                             **{name: retrieval_quality(encoder, eval_data)
+                                for name, encoder in encoders.items()}}
+    return card
+
+
 def export_model(
     source: str | Path,
     output: str | Path,
     *,
     quantize_method: str = "int8-dynamic",
-    optimize_level: int = 1,
+    optimize_level: int = 0,
     static_shape: str | None = None,
-    exclude_nodes: Sequence[str] = (),
+    keep_nodes: Sequence[str] = (),
+    max_loss: float = 0.005,
+    calibration_texts: Sequence[str] | None = None,
+    validation_texts: Sequence[str] | None = None,
+    eval_data: str | Path | None = None,
     name: str | None = None,
     source_name: str | None = None,
     pooling: str | None = None,
     prefixes: dict[str, str] | None = None,
-    validation_texts: Sequence[str] | None = None,
     validate: bool = True,
 ) -> dict[str, Any]:
     """Export a Hugging Face / sentence-transformers folder to an edgembed package.
 
-    Returns the manifest, whose `quality` card holds the cosine agreement with the torch
-    model on held-out texts (the built-in validation set unless others are given)."""
+    `keep_nodes` are node-name globs left in higher precision; `quantize_method="auto"`
+    chooses them itself so that the held-out mean cosine loss stays within `max_loss`.
+    Returns the manifest, whose `quality` card holds what validation measured."""
     output = Path(output)
     check_output_dir(output)  # fail before minutes of export work, not after
+    if quantize_method not in METHODS:
+        raise ExportError(f"quantize must be one of {', '.join(METHODS)}, got {quantize_method!r}")
+    if optimize_level not in LEVELS:
+        raise ExportError(f"optimize level must be one of {LEVELS}, got {optimize_level!r}")
+    if not 0 < max_loss < 1:
+        raise ExportError(f"max_loss must be between 0 and 1, got {max_loss}")
     shape = parse_static_shape(static_shape) if static_shape else None
     model_source = read_source(source, pooling=pooling, prefixes=prefixes)
     if shape and shape[1] < model_source.max_seq_length:
         model_source = replace(model_source, max_seq_length=shape[1])
-    graph = export_onnx(model_source)
-    graph, optimization = optimize(graph, model_source, optimize_level)
-    graph = add_pooling_head(graph, model_source.pooling, model_source.normalize,
-                             model_source.hidden_size)
+    calibration = list(calibration_texts or builtin_texts("calibration"))
+    held_out = list(validation_texts or builtin_texts("validation"))
+
+    fp32 = export_onnx(model_source)
+    fp32, optimization = optimize(fp32, model_source, optimize_level)
+    fp32 = add_pooling_head(fp32, model_source.pooling, model_source.normalize,
+                            model_source.hidden_size)
     if shape:
-        graph = fix_shape(graph, *shape)
-    graph, quantization = quantize(graph, quantize_method, exclude=exclude_nodes)
-    manifest = write_package(output, graph, model_source.path / "tokenizer.json", {
+        fp32 = fix_shape(fp32, *shape)
+    tokenizer_file = model_source.path / "tokenizer.json"
+
+    def batches(texts: list[str]) -> list[dict]:
+        return tokenized_batches(tokenizer_file, texts, model_source.max_seq_length,
+                                 batch_size=shape[0] if shape else 8,
+                                 pad_to=shape[1] if shape else None)
+
+    keep = matching_nodes(fp32, keep_nodes)
+    auto = None
+    if quantize_method == "auto":
+        auto = choose_float_nodes(
+            fp32, weight_matmuls(fp32),
+            lambda kept: quantize(fp32, "int8-dynamic", keep=kept)[0],
+            # sensitivity on 64 calibration texts, the stopping rule on the others: the
+            # validation texts stay unseen until the quality card measures them
+            batches(calibration[:64]), batches(calibration[64:]), max_loss)
+        keep = sorted(set(keep) | set(auto["kept_in_float"]))
+    graph, quantization = quantize(fp32, "int8-dynamic" if auto else quantize_method,
+                                   keep=keep, calibration=batches(calibration))
+    if auto:
+        quantization = {**quantization, "method": "auto", "auto": auto}
+    manifest = write_package(output, graph, tokenizer_file, {
         "name": name or model_source.path.name,
         "source": {"model": source_name or model_source.path.name,
                    "weights_file": model_source.weights_file,
@@ -86,18 +154,18 @@ def export_model(
         "quality": None,
     })
     if validate:
-        texts = list(validation_texts or builtin_texts("validation"))
-        reference = reference_embeddings(model_source, texts)
-        agreement = validate_package(output, reference, texts)
-        manifest["quality"] = {
-            "reference": "torch fp32 "
-                         + ("sentence-transformers" if model_source.is_sentence_transformers
-                            else "transformers + same pooling"),
-            "texts": "edgembed built-in validation set" if validation_texts is None
-                     else "caller-supplied texts",
-            **agreement,
-            "how": "cosine between edgembed runtime and torch embeddings of the same texts, "
-                   "one row per text; mean and min over rows",
-        }
-        write_manifest(output, manifest)
+        with tempfile.TemporaryDirectory(prefix="edgembed-fp32-") as workdir:
+            reference_dir = None
+            if quantize_method != "none":
+                reference_dir = Path(workdir) / "fp32"
+                write_package(reference_dir, fp32, tokenizer_file, {
+                    **{k: manifest[k] for k in ("name", "dim", "max_seq_length", "pooling",
+                                                "normalized", "prefixes", "output")}})
+            manifest["quality"] = _quality_card(model_source, output, held_out,
+                                                validation_texts is not None, eval_data,
+                                                reference_dir)
+    # output-embedding quantization statistics (int8 ranges, residual scales); the manifest
+    # is not checksummed, so this rewrites no checksummed file
+    manifest["calibration"] = calibrate(output)
+    write_manifest(output, manifest)
     return manifest

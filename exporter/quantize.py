@@ -1,4 +1,14 @@
-"""Weight quantization of the exported graph with onnxruntime.quantization."""
+"""Weight quantization of the exported graph with onnxruntime.quantization.
+
+Methods:
+* ``int8-dynamic``: per-channel int8 weights, uint8 activations quantized per batch.
+  Nodes listed in ``keep`` stay in float compute; their weights are stored as 8-bit
+  blocks (MatMulNBits, block 32, fp32 accumulate), which costs ~1/4 of fp32's bytes and
+  almost none of its accuracy. This is what `auto` uses to spend its accuracy budget.
+* ``int8-static``: QDQ with activation ranges calibrated on texts (fixed scales, so a
+  text's vector does not depend on its batch neighbours), per-channel weights.
+* ``fp16``: float16 weights and compute, float32 inputs/outputs (for accelerators).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,8 @@ import onnx
 
 from edgembed.errors import ExportError
 
-METHODS = ("none", "int8-dynamic")
+METHODS = ("none", "fp16", "int8-dynamic", "int8-static", "auto")
+BLOCK_SIZE = 32
 
 
 def matching_nodes(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]:
@@ -21,27 +32,112 @@ def matching_nodes(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]
             if any(fnmatch.fnmatchcase(node.name, pattern) for pattern in patterns)]
 
 
-def quantize(model: onnx.ModelProto, method: str,
-             exclude: Sequence[str] = ()) -> tuple[onnx.ModelProto, dict]:
-    """Return the quantized graph and a description of what was done, for the manifest.
+def weight_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul nodes whose second input is a stored weight: the ones quantization touches."""
+    weights = {init.name for init in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "MatMul" and node.input[1] in weights]
 
-    int8-dynamic is per-channel: one scale per output channel of each weight matrix keeps
-    the few large-magnitude channels of MiniLM from crushing the resolution of the rest."""
-    if method not in METHODS:
-        raise ExportError(f"quantize must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "none":
-        return model, {"method": "none", "weights": "float32"}
+
+def _quiet() -> None:
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizers log every node they skip
+
+
+def _weight_only_int8(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.ModelProto:
+    from onnxruntime.quantization import QuantFormat
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    # the quantizer ORs its include list with the op types, so exclude everything else
+    others = [name for name in weight_matmuls(model) if name not in set(nodes)]
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0, bits=8,
+        quant_format=QuantFormat.QOperator, op_types_to_quantize=("MatMul",),
+        quant_axes=(("MatMul", 0),))
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # it edits in place
+    quantizer = MatMulNBitsQuantizer(
+        model, bits=8, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0,
+        nodes_to_exclude=others, op_types_to_quantize=("MatMul",), algo_config=config)
+    quantizer.process()
+    return quantizer.model.model
+
+
+def _int8_dynamic(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelProto:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    excluded = matching_nodes(model, exclude)
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs every skipped node
+    if keep:
+        model = _weight_only_int8(model, keep)
     with tempfile.TemporaryDirectory(prefix="edgembed-quant-") as workdir:
         output = Path(workdir) / "model.onnx"
         quantize_dynamic(model, output, per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=excluded,
-                         extra_options={"MatMulConstBOnly": True})
-        quantized = onnx.load(str(output))
-    details = {"method": method, "weights": "int8", "activations": "uint8 (dynamic)",
-               "per_channel": True, "op_types": ["MatMul", "Gather"],
-               "excluded_patterns": list(exclude), "excluded_nodes": excluded}
-    return quantized, details
+                         op_types_to_quantize=["MatMul", "Gather", "Attention",
+                                               "EmbedLayerNormalization"],
+                         nodes_to_exclude=list(keep),
+                         extra_options={"MatMulConstBOnly": True,
+                                        "DefaultTensorType": onnx.TensorProto.FLOAT})
+        return onnx.load(str(output))
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over pre-tokenized batches."""
+
+    def __init__(self, batches: list[dict], input_names: set[str]) -> None:
+        self._items = iter([{k: v for k, v in b.items() if k in input_names} for b in batches])
+
+    def get_next(self) -> dict | None:
+        return next(self._items, None)
+
+
+def _int8_static(model: onnx.ModelProto, keep: Sequence[str],
+                 calibration: list[dict]) -> onnx.ModelProto:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if not calibration:
+        raise ExportError("int8-static needs calibration texts")
+    names = {graph_input.name for graph_input in model.graph.input}
+    with tempfile.TemporaryDirectory(prefix="edgembed-quant-") as workdir:
+        output = Path(workdir) / "model.onnx"
+        quantize_static(model, output, _Batches(calibration, names),
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=list(keep),
+                        extra_options={"MatMulConstBOnly": True,
+                                       "DefaultTensorType": onnx.TensorProto.FLOAT})
+        return onnx.load(str(output))
+
+
+def _fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model, keep_io_types=True)
+
+
+def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
+             calibration: list[dict] | None = None) -> tuple[onnx.ModelProto, dict]:
+    """Return the quantized graph and a description of what was done, for the manifest.
+
+    `keep`: node names left in higher precision; `calibration`: tokenized batches for
+    int8-static. (`auto` chooses `keep` first, see autoquant.py, then calls int8-dynamic.)"""
+    if method not in METHODS or method == "auto":
+        raise ExportError(f"quantize method must be one of {', '.join(METHODS)}, "
+                          f"got {method!r}")
+    unknown = set(keep) - {node.name for node in model.graph.node}
+    if unknown:
+        raise ExportError(f"no such node(s) to keep in float: {', '.join(sorted(unknown))}")
+    _quiet()
+    if method == "none":
+        return model, {"method": "none", "weights": "float32"}
+    if method == "fp16":
+        return _fp16(model), {"method": "fp16", "weights": "float16", "io": "float32"}
+    if method == "int8-static":
+        return _int8_static(model, keep, calibration or []), {
+            "method": method, "format": "QDQ", "weights": "int8 per-channel",
+            "activations": "uint8, MinMax-calibrated", "kept_in_float": list(keep)}
+    return _int8_dynamic(model, keep), {
+        "method": method, "weights": "int8 per-channel", "activations": "uint8 per batch",
+        "op_types": ["MatMul", "Gather", "Attention", "EmbedLayerNormalization"],
+        "kept_in_float": list(keep),
+        "kept_storage": f"int8 blocks of {BLOCK_SIZE} (MatMulNBits), fp32 compute"}

@@ -49,10 +49,12 @@ def recipe_source_folder(recipe: dict[str, Any]) -> Path:
 def build_from_recipe(recipe_path: str | Path, output: str | Path) -> dict[str, Any]:
     recipe = load_recipe(recipe_path)
     options = dict(recipe["export"])
-    return export_model(
-        recipe_source_folder(recipe), output,
-        quantize_method=options.pop("quantize", "int8-dynamic"),
-        exclude_nodes=options.pop("exclude_nodes", ()),
-        name=recipe["name"], source_name=recipe["source_model"],
-        **options,
-    )
+    try:
+        return export_model(
+            recipe_source_folder(recipe), output,
+            quantize_method=options.pop("quantize", "int8-dynamic"),
+            name=recipe["name"], source_name=recipe["source_model"],
+            **options,
+        )
+    except TypeError as exc:  # an [export] key export_model does not take
+        raise ExportError(f"recipe {recipe_path}: bad [export] option ({exc})") from None

@@ -4,6 +4,7 @@ edgembed runtime, compared by cosine similarity."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,3 +68,31 @@ def validate_package(package_dir: Path, reference: np.ndarray,
     """Encode `texts` with the edgembed runtime and compare with `reference` (same texts)."""
     encoder = Encoder.load(package_dir, verify=False)
     return cosine_agreement(reference, encoder.encode(list(texts)))
+
+
+def throughput(encoders: dict[str, Encoder], texts: Sequence[str],
+               rounds: int = 3) -> dict[str, float]:
+    """Sentences per second of each encoder on the same texts, batch 32, taking turns in
+    every round so machine noise hits all of them alike; the median round is reported."""
+    timings: dict[str, list[float]] = {name: [] for name in encoders}
+    for encoder in encoders.values():
+        encoder.encode(list(texts[:32]))  # warm-up
+    for _ in range(rounds):
+        for name, encoder in encoders.items():
+            start = time.perf_counter()
+            encoder.encode(list(texts))
+            timings[name].append(len(texts) / (time.perf_counter() - start))
+    return {name: float(np.median(values)) for name, values in timings.items()}
+
+
+def retrieval_quality(encoder: Encoder, data_dir: str | Path,
+                      split: str = "test") -> dict[str, float]:
+    """nDCG@10 and recall@100 with exact float search on a BEIR-layout folder."""
+    from edgembed.beir import load_beir, ndcg_at_k, rank_exact, recall_at_k
+
+    data = load_beir(data_dir, split=split)
+    docs = encoder.encode(data.doc_texts, kind="document")
+    queries = encoder.encode(data.query_texts, kind="query")
+    ranked = rank_exact(docs, queries, data.doc_ids, k=100)
+    return {"ndcg@10": round(ndcg_at_k(ranked, data.query_ids, data.qrels, 10), 4),
+            "recall@100": round(recall_at_k(ranked, data.query_ids, data.qrels, 100), 4)}

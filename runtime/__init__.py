@@ -3,6 +3,7 @@
 
 from .encoder import Encoder
 from .errors import ChecksumError, EdgembedError, ModelLoadError, PackageError
+from .index import Hit, Index
 from .package import Package, default_package_path, open_package
 
 __version__ = "0.1.0"
@@ -11,6 +12,8 @@ __all__ = [
     "ChecksumError",
     "EdgembedError",
     "Encoder",
+    "Hit",
+    "Index",
     "ModelLoadError",
     "Package",
     "PackageError",

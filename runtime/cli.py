@@ -14,6 +14,7 @@ import numpy as np
 
 from .encoder import Encoder
 from .errors import EdgembedError
+from .index import META_FILE, Index
 from .package import open_package, package_sizes
 
 
@@ -86,24 +87,127 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise EdgembedError(f"edgembed export needs the export extra ({exc.name} is missing): "
                             "pip install 'edgembed[export]'") from None
+    from edgembed.export.texts import read_texts
+
+    if args.recipe and args.source:
+        raise EdgembedError("give a source folder or --recipe FILE, not both")
     if args.recipe:
         manifest = build_from_recipe(args.recipe, args.output)
     elif args.source:
-        manifest = export_model(args.source, args.output, quantize_method=args.quantize,
-                                exclude_nodes=args.exclude_nodes or (), name=args.name,
-                                source_name=args.source_name, pooling=args.pooling,
-                                validate=not args.no_validate)
+        manifest = export_model(
+            args.source, args.output, quantize_method=args.quantize,
+            optimize_level=args.optimize, static_shape=args.static_shape,
+            keep_nodes=args.keep_nodes or (), max_loss=args.max_loss,
+            calibration_texts=read_texts(args.calibration) if args.calibration else None,
+            eval_data=args.eval_data, name=args.name, source_name=args.source_name,
+            pooling=args.pooling, validate=not args.no_validate)
     else:
         raise EdgembedError("export needs a source folder or --recipe FILE")
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0
+    _print_export_table(manifest, args.output)
+    return 0
+
+
+def _print_export_table(manifest: dict, output: str) -> None:
+    """One row per variant: the fp32 graph the package was measured against, and the package."""
     quality = manifest.get("quality") or {}
+    retrieval = quality.get("retrieval") or {}
     size = manifest["files"]["model.onnx"]["bytes"] / 1e6
-    print(f"{'package':<40} {'quantize':<14} {'size MB':>8} {'mean cos':>9} {'min cos':>8}")
-    print(f"{str(args.output):<40} {manifest['quantization']['method']:<14} {size:>8.2f} "
-          f"{quality.get('mean_cosine', float('nan')):>9.4f} "
-          f"{quality.get('min_cosine', float('nan')):>8.4f}")
+    method = manifest["quantization"]["method"]
+    rows = []
+    if "speed_vs_fp32" in quality:
+        rows.append(("fp32 (reference)", "none", "-", "1.0000", "-", "1.00",
+                     retrieval.get("fp32", {}).get("ndcg@10", "-")))
+    rows.append((str(output), method, f"{size:.2f}", f"{quality.get('mean_cosine', '-')}",
+                 f"{quality.get('min_cosine', '-')}", f"{quality.get('speed_vs_fp32', '-')}",
+                 retrieval.get("package", {}).get("ndcg@10", "-")))
+    header = ("variant", "quantize", "size MB", "mean cos", "min cos", "speed×fp32", "nDCG@10")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    kept = manifest["quantization"].get("kept_in_float") or []
+    if kept:
+        print(f"kept in higher precision ({len(kept)}): {', '.join(kept)}")
+    print("cosine: against torch fp32 on the held-out texts; speed: same process, same texts")
+
+
+def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
+
+    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
+    if (Path(args.index) / META_FILE).is_file():
+        return Index.open(args.index, encoder=encoder)
+    if not create:
+        raise EdgembedError(f"no index at {args.index}; build one with: edgembed index PATH "
+                            f"--index {args.index}")
+    return Index.create(args.index, encoder or Encoder.load(threads=args.threads),
+                        mode=args.mode)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .ingest import index_paths
+
+    index = _open_or_create_index(args, create=True)
+    try:
+        report = index_paths(index, args.paths)
+    finally:
+        index.close()
+    print(f"{args.index}: {report.added_files} new, {report.updated_files} changed, "
+          f"{report.unchanged_files} unchanged, {report.removed_files} removed files; "
+          f"+{report.passages_added} / -{report.passages_removed} passages; "
+          f"{len(index)} passages in the index", file=sys.stderr)
+    return 0
+
+
+def _display_path(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+
+    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
+    index = Index.open(args.index, encoder=encoder, view=True)
+    try:
+        hits = index.search(args.query, k=args.k, rescore=args.rescore)
+    finally:
+        index.close()
+    results = []
+    for rank, hit in enumerate(hits, start=1):
+        meta = hit.metadata or {}
+        results.append({"rank": rank, "score": round(hit.score, 4), "id": hit.id,
+                        "file": _display_path(meta["file"]) if "file" in meta else None,
+                        "passage": meta.get("passage"), "text": hit.text, "metadata": meta})
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    if not results:
+        print("no results (the index is empty)", file=sys.stderr)
+    for row in results:
+        snippet = " ".join((row["text"] or "").split())
+        snippet = snippet if len(snippet) <= 160 else snippet[:159] + "…"
+        where = f"{row['file']} #{row['passage']}" if row["file"] else str(row["id"])
+        print(f"{row['rank']:>2}. {row['score']:.3f}  {where}\n    {snippet}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+
+    encoder = Encoder.load(args.model, threads=args.threads)
+    report = evaluate(args.data, encoder, split=args.split, cache=args.cache,
+                      rescore=args.rescore)
+    text = json.dumps(report, indent=2) + "\n"
+    if args.out:
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise EdgembedError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(text if args.json else format_table(report), end="" if args.json else "\n")
     return 0
 
 
@@ -132,9 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("source", nargs="?", help="model folder")
     export.add_argument("-o", "--output", required=True, help="package directory to write")
     export.add_argument("--recipe", help="build from a recipe TOML instead of SOURCE")
-    export.add_argument("--quantize", default="int8-dynamic", choices=("none", "int8-dynamic"))
-    export.add_argument("--exclude-nodes", nargs="*", metavar="GLOB",
-                        help="node-name globs kept in float32")
+    export.add_argument("--quantize", default="int8-dynamic",
+                        choices=("none", "fp16", "int8-dynamic", "int8-static", "auto"),
+                        help="auto keeps the most sensitive nodes in higher precision until the "
+                        "held-out cosine loss is within --max-loss")
+    export.add_argument("--max-loss", type=float, default=0.005,
+                        help="auto: allowed 1 - mean cosine to fp32 (default 0.005)")
+    export.add_argument("--keep-nodes", nargs="*", metavar="GLOB",
+                        help="node-name globs kept in higher precision")
+    export.add_argument("--calibration", metavar="FILE",
+                        help="calibration texts, one per line (default: built-in set)")
+    export.add_argument("--optimize", type=int, choices=(0, 1, 2), default=0,
+                        help="transformer fusions: 0 none (fastest int8 here), 1 fusions, "
+                        "2 fusions + extended rewrites")
+    export.add_argument("--static-shape", metavar="BxS",
+                        help="fixed input shape, e.g. 1x128, for NPUs")
+    export.add_argument("--eval-data", metavar="BEIR_DIR",
+                        help="also report nDCG@10 and recall@100 on this BEIR folder")
     export.add_argument("--pooling", choices=("cls", "mean", "max"),
                         help="override the folder's pooling")
     export.add_argument("--name", help="package name (default: source folder name)")
@@ -143,6 +261,39 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the comparison against torch")
     export.add_argument("--json", action="store_true")
     export.set_defaults(func=cmd_export)
+
+    index = commands.add_parser("index", help="index .txt/.md/.jsonl files for search "
+                                "(incremental: unchanged files are skipped)")
+    index.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    index.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    index.add_argument("--model", help="model package (default: the index's, or bundled)")
+    index.add_argument("--mode", choices=("exact", "hnsw"), default="exact",
+                       help="search mode of a new index (default: exact)")
+    index.add_argument("--threads", type=int)
+    index.set_defaults(func=cmd_index)
+
+    search = commands.add_parser("search", help="search an index")
+    search.add_argument("query")
+    search.add_argument("--index", required=True, metavar="DIR")
+    search.add_argument("-k", type=int, default=10, help="results (default 10)")
+    search.add_argument("--rescore", type=int, default=4, metavar="M",
+                        help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
+    search.add_argument("--model", help="model package (default: the index's)")
+    search.add_argument("--threads", type=int)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    evaluation = commands.add_parser("eval", help="nDCG@10, recall@100 and latency of every "
+                                     "precision on a BEIR dataset")
+    evaluation.add_argument("--data", required=True, metavar="BEIR_DIR")
+    evaluation.add_argument("--model", help="model package (default: bundled)")
+    evaluation.add_argument("--split", default="test")
+    evaluation.add_argument("--rescore", type=int, default=4, metavar="M")
+    evaluation.add_argument("--cache", metavar="DIR", help="cache embeddings here")
+    evaluation.add_argument("--threads", type=int)
+    evaluation.add_argument("--json", action="store_true", help="print JSON, not a table")
+    evaluation.add_argument("--out", metavar="FILE", help="also write the JSON report here")
+    evaluation.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import codes
 from .errors import EdgembedError
 from .package import Package, open_package
 from .session import create_session
-from .tokenizer import load_tokenizer
+from .tokenizer import load_tokenizer, pad_batch
 
-PRECISIONS = ("float32",)
+PRECISIONS = codes.PRECISIONS
 KINDS = ("query", "document")
 # Texts are tokenized and length-sorted in windows of this many batches: big enough to
 # sort well, small enough that memory stays bounded for huge inputs.
@@ -35,6 +36,7 @@ class Encoder:
         self.tokenizer, self.pad_id = load_tokenizer(package.tokenizer_path, self.max_seq_length)
         self._input_names = [node.name for node in self.session.get_inputs()]
         self._output_name = package.manifest.get("output", "sentence_embedding")
+        self._int8_ranges: codes.Int8Ranges | None = None
         shape = self.session.get_inputs()[0].shape
         self._fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self._fixed_length = shape[1] if isinstance(shape[1], int) else None
@@ -60,6 +62,14 @@ class Encoder:
     def dim(self) -> int:
         return int(self.package.manifest["dim"])
 
+    @property
+    def int8_ranges(self) -> codes.Int8Ranges:
+        """Per-dimension int8 ranges: calibrated at export, or the documented fallback."""
+        if self._int8_ranges is None:
+            self._int8_ranges = codes.int8_ranges(self.manifest.get("calibration"), self.dim,
+                                                  bool(self.manifest.get("normalized")))
+        return self._int8_ranges
+
     def prefix(self, kind: str) -> str:
         if kind not in KINDS:
             raise EdgembedError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -67,8 +77,13 @@ class Encoder:
 
     def encode(self, texts: str | Sequence[str], batch_size: int = 32,
                precision: str = "float32", kind: str = "document",
-               show_progress: bool | None = None) -> np.ndarray:
-        """Embed texts; rows come back in input order. A single string gives a 1-D vector."""
+               show_progress: bool | None = None, dims: int | None = None) -> np.ndarray:
+        """Embed texts; rows come back in input order. A single string gives a 1-D vector.
+
+        `precision`: "float32"; "int8" (calibrated per-dimension ranges); "ubinary" (packed
+        sign bits, ceil(dim/8) bytes per row) or "binary" (the same bytes as int8, minus 128),
+        as sentence-transformers' `quantize_embeddings` defines them. `dims` keeps only the
+        first dims dimensions (see `edgembed.codes.quantize`)."""
         single = isinstance(texts, str)
         items = [texts] if single else _check_texts(texts)
         if precision not in PRECISIONS:
@@ -86,6 +101,10 @@ class Encoder:
             for start in range(0, len(items), window):
                 chunk = items[start:start + window]
                 out[start:start + len(chunk)] = self._encode_window(chunk, batch_size, bar)
+        if precision != "float32" or dims is not None:
+            ranges = self.int8_ranges if precision == "int8" else None
+            out = codes.quantize(out, precision, ranges=ranges, dims=dims,
+                                 normalize=bool(self.manifest.get("normalized")))
         return out[0] if single else out
 
     def _encode_window(self, texts: list[str], batch_size: int, bar: tqdm) -> np.ndarray:
@@ -102,21 +121,11 @@ class Encoder:
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
         """One forward pass over a batch padded to its own longest text (or the fixed shape)."""
-        count = len(ids)
-        rows = self._fixed_batch or count
-        width = self._fixed_length or max(len(row) for row in ids)
-        input_ids = np.full((rows, width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((rows, width), dtype=np.int64)
-        for i, row in enumerate(ids):
-            input_ids[i, :len(row)] = row
-            mask[i, :len(row)] = 1
-        if count < rows:  # fixed batch: fill the spare rows with a valid dummy text
-            input_ids[count:] = input_ids[0]
-            mask[count:] = mask[0]
+        input_ids, mask = pad_batch(ids, self.pad_id, self._fixed_length, self._fixed_batch)
         feeds = {"input_ids": input_ids, "attention_mask": mask,
                  "token_type_ids": np.zeros_like(input_ids)}
         result = self.session.run([self._output_name], {n: feeds[n] for n in self._input_names})
-        return result[0][:count]
+        return result[0][:len(ids)]
 
 
 def _check_texts(texts: Iterable[Any]) -> list[str]:

@@ -7,8 +7,10 @@ so short texts never pay for a long fixed shape.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from .errors import ModelLoadError
@@ -26,3 +28,21 @@ def load_tokenizer(path: Path, max_length: int) -> tuple[Tokenizer, int]:
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_length)
     return tokenizer, int(pad_id)
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, width: int | None = None,
+              height: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token id rows → (input_ids, attention_mask) int64 arrays padded to `width` (default:
+    the longest row) and `height` rows (default: as many as given; spare rows copy row 0
+    so a fixed-batch graph never sees an all-padding row)."""
+    width = width or max(len(row) for row in rows)
+    height = height or len(rows)
+    input_ids = np.full((height, width), pad_id, dtype=np.int64)
+    mask = np.zeros((height, width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        input_ids[i, :len(row)] = row[:width]
+        mask[i, :len(row)] = 1
+    if len(rows) < height:
+        input_ids[len(rows):] = input_ids[0]
+        mask[len(rows):] = mask[0]
+    return input_ids, mask

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from conftest import cosines
 from edgembed import Encoder
 from edgembed.errors import ExportError
 from edgembed.export.source import read_source
@@ -95,3 +96,59 @@ def test_cli_export_error_is_one_line(tmp_path):
                              "-o", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "source model folder not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fixed_shape_export_runs(minilm_source, tmp_path, fp32_package):
+    from edgembed.export import export_model
+
+    manifest = export_model(minilm_source, tmp_path / "static", quantize_method="none",
+                            static_shape="2x32", validate=False)
+    assert manifest["static_shape"] == [2, 32] and manifest["max_seq_length"] == 32
+    encoder = Encoder.load(tmp_path / "static")
+    assert encoder.session.get_inputs()[0].shape == [2, 32]
+    texts = ["one", "two words", "three more words", "a b c d", "five"]  # 5: odd, > batch
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (5, 384)
+    expected = Encoder.load(fp32_package).encode(texts)  # short texts: 32 tokens is no cut
+    assert cosines(vectors, expected).min() >= 0.9999
+
+
+def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, sentences,
+                                                      fp32_package):
+    from edgembed.export import export_model
+
+    manifest = export_model(minilm_source, tmp_path / "qdq", quantize_method="int8-static",
+                            calibration_texts=sentences[:16], validate=False)
+    assert manifest["quantization"]["format"] == "QDQ"
+    vectors = Encoder.load(tmp_path / "qdq").encode(sentences[:40])
+    reference = Encoder.load(fp32_package).encode(sentences[:40])
+    # static activation ranges cost MiniLM quality (outlier tokens); it must still embed
+    assert 0.85 <= cosines(vectors, reference).mean() < 0.999
+
+
+def test_keep_nodes_stay_out_of_dynamic_int8(minilm_source, tmp_path):
+    import onnx
+
+    from edgembed.export import export_model
+
+    manifest = export_model(minilm_source, tmp_path / "kept", quantize_method="int8-dynamic",
+                            keep_nodes=["/encoder/layer.0/output/dense/MatMul"], validate=False)
+    assert manifest["quantization"]["kept_in_float"] == ["/encoder/layer.0/output/dense/MatMul"]
+    graph = onnx.load(str(tmp_path / "kept" / "model.onnx")).graph
+    kinds = {node.op_type for node in graph.node}
+    assert "MatMulNBits" in kinds and {"MatMulInteger", "DynamicQuantizeLinear"} & kinds
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"quantize_method": "int4"}, "quantize must be one of"),
+    ({"static_shape": "big"}, "BATCHxSEQUENCE"),
+    ({"static_shape": "0x128"}, "batch ≥ 1"),
+    ({"max_loss": 2.0}, "max_loss"),
+    ({"optimize_level": 7}, "optimize level"),
+])
+def test_bad_options_refused_before_work(minilm_source, tmp_path, options, message):
+    from edgembed.export import export_model
+
+    with pytest.raises(ExportError, match=message):
+        export_model(minilm_source, tmp_path / "out", validate=False, **options)
+    assert not (tmp_path / "out").exists()

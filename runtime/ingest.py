@@ -1,0 +1,191 @@
+"""Turn folders of .txt/.md/.jsonl files into index passages, incrementally.
+
+Long documents are cut into overlapping passages that fit the model's max_seq_length, using
+the tokenizer's character offsets so that every passage is an exact slice of the file's
+text. A file whose size and mtime are unchanged is skipped without being read; a touched
+file whose sha256 is unchanged is skipped too; a changed file has its passages replaced;
+a file that disappeared from a walked folder has its passages removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from .errors import EdgembedError
+from .index import Index
+from .store import FileState
+
+SUFFIXES = (".txt", ".md", ".jsonl")
+OVERLAP_TOKENS = 32
+TEXT_FIELDS = ("text", "contents", "content", "body")
+# a passage ends after one of these if one falls in the window's last quarter
+BREAK_CHARS = frozenset(".!?\n")
+
+
+@dataclass
+class IngestReport:
+    added_files: int = 0
+    updated_files: int = 0
+    unchanged_files: int = 0
+    removed_files: int = 0
+    passages_added: int = 0
+    passages_removed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class Chunker:
+    """Cuts text into passages of at most `max_tokens` tokens (the model's limit minus its
+    special tokens and document prefix), overlapping by OVERLAP_TOKENS."""
+
+    def __init__(self, tokenizer: Tokenizer, max_seq_length: int, prefix: str = "") -> None:
+        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        specials = len(self.tokenizer.encode("").ids)
+        prefix_tokens = len(self.tokenizer.encode(prefix, add_special_tokens=False).ids)
+        self.max_tokens = max(16, max_seq_length - specials - prefix_tokens)
+        self.overlap = min(OVERLAP_TOKENS, self.max_tokens // 4)
+
+    def passages(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character spans of the passages of `text`, in order."""
+        offsets = [span for span in self.tokenizer.encode(text, add_special_tokens=False).offsets
+                   if span[1] > span[0]]
+        if not offsets:
+            return []
+        spans = []
+        first = 0
+        while first < len(offsets):
+            last = min(first + self.max_tokens, len(offsets)) - 1
+            if last < len(offsets) - 1:  # not the final window: prefer a sentence end
+                floor = first + (3 * self.max_tokens) // 4
+                for i in range(last, floor - 1, -1):
+                    end = offsets[i][1]
+                    if text[end - 1] in BREAK_CHARS or text[end:end + 1] == "\n":
+                        last = i
+                        break
+            spans.append((offsets[first][0], offsets[last][1]))
+            if last == len(offsets) - 1:
+                break
+            first = max(last + 1 - self.overlap, first + 1)
+        return spans
+
+
+def walk(paths: Sequence[str | Path]) -> Iterator[Path]:
+    """Indexable files under the given files and folders, sorted, hidden entries skipped."""
+    for raw in paths:
+        root = Path(raw).expanduser()
+        if root.is_file():
+            yield root.resolve()
+        elif root.is_dir():
+            for path in sorted(root.rglob("*")):
+                relative = path.relative_to(root).parts
+                if path.suffix.lower() in SUFFIXES and path.is_file() and \
+                        not any(part.startswith(".") for part in relative):
+                    yield path.resolve()
+        else:
+            raise EdgembedError(f"no such file or folder: {root}")
+
+
+def _records(path: Path, data: bytes, warnings: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(text, metadata) of each document in a file."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        warnings.append(f"{path}: not UTF-8 (byte {exc.start}), skipped")
+        return []
+    if path.suffix.lower() != ".jsonl":
+        return [(text, {})]
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.append(f"{path}:{number}: not JSON, skipped")
+            continue
+        if isinstance(record, str):
+            records.append((record, {"line": number}))
+            continue
+        if not isinstance(record, dict):
+            warnings.append(f"{path}:{number}: not a JSON object or string, skipped")
+            continue
+        body = next((record[f] for f in TEXT_FIELDS if isinstance(record.get(f), str)), "")
+        title = record.get("title") if isinstance(record.get("title"), str) else ""
+        meta: dict[str, Any] = {"line": number}
+        record_id = record.get("id", record.get("_id"))
+        if isinstance(record_id, (str, int)):
+            meta["record_id"] = record_id
+        if title:
+            meta["title"] = title
+        records.append(((title + "\n" + body).strip() if title else body, meta))
+    return records
+
+
+def passage_id(path: str, number: int) -> str:
+    return f"{path}#{number}"
+
+
+def index_paths(index: Index, paths: Sequence[str | Path],
+                show_progress: bool | None = None) -> IngestReport:
+    """Bring `index` up to date with the files under `paths`, then save it."""
+    report = IngestReport()
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    found = list(dict.fromkeys(walk(paths)))
+    known = index.store.files()
+    chunker = Chunker(index.encoder.tokenizer, index.encoder.max_seq_length,
+                      index.encoder.prefix("document"))
+    texts: list[str] = []
+    ids: list[str] = []
+    metadata: list[dict[str, Any]] = []
+    for path in found:
+        key = str(path)
+        stat = path.stat()
+        old = known.get(key)
+        if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+            report.unchanged_files += 1
+            continue
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if old and old.sha256 == digest:
+            index.store.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest,
+                                           old.n_passages))
+            report.unchanged_files += 1
+            continue
+        if old:
+            report.passages_removed += index.remove(
+                [passage_id(key, i) for i in range(old.n_passages)])
+            report.updated_files += 1
+        else:
+            report.added_files += 1
+        count = 0
+        for text, meta in _records(path, data, report.warnings):
+            for start, end in chunker.passages(text):
+                texts.append(text[start:end])
+                ids.append(passage_id(key, count))
+                metadata.append({"file": key, "passage": count, "start": start, "end": end,
+                                 **meta})
+                count += 1
+        index.store.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest, count))
+    present = {str(p) for p in found}
+    for key, state in known.items():
+        if key not in present and any(Path(key).is_relative_to(root) for root in roots):
+            report.passages_removed += index.remove(
+                [passage_id(key, i) for i in range(state.n_passages)])
+            index.store.drop_file(key)
+            report.removed_files += 1
+    if texts:
+        index.add(texts, ids=ids, metadata=metadata, show_progress=show_progress)
+        report.passages_added = len(texts)
+    index.save()
+    for warning in report.warnings:
+        print(f"edgembed: warning: {warning}", file=sys.stderr)
+    return report
