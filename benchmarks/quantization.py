@@ -78,7 +78,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-bench-"))
     fp32_dir = workdir / "fp32"
     export_model(source, fp32_dir, quantize_method="none", optimize_level=0, validate=False)
-    packages = {"edgembed fp32": fp32_dir, "edgembed default": default_package_path()}
+    naive_dir = workdir / "int8-dynamic"
+    export_model(source, naive_dir, quantize_method="int8-dynamic", validate=False)
+    packages = {"edgembed fp32": fp32_dir, "edgembed int8-dynamic (all nodes)": naive_dir,
+                "edgembed default": default_package_path()}
     packages.update({Path(p).name: Path(p) for p in args.package})
     encoders = {name: Encoder.load(path, threads=THREADS) for name, path in packages.items()}
 
