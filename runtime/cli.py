@@ -134,7 +134,6 @@ def _print_export_table(manifest: dict, output: str) -> None:
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
-
     encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
     if (Path(args.index) / META_FILE).is_file():
         return Index.open(args.index, encoder=encoder)
@@ -168,7 +167,6 @@ def _display_path(path: str) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-
     encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
     index = Index.open(args.index, encoder=encoder, view=True)
     try:
