@@ -86,21 +86,15 @@ class DocStore:
             raise EdgembedError("an id being added is already in the index; remove it first "
                                 "(ids must be unique)") from None
 
+    def key_of(self, doc_id: Any) -> int | None:
+        row = self.db.execute("SELECT key FROM docs WHERE id = ?", (encode_id(doc_id),)).fetchone()
+        return int(row[0]) if row else None
+
     def existing_ids(self, ids: Iterable[Any]) -> list[Any]:
-        found = []
-        for doc_id in ids:
-            if self.db.execute("SELECT 1 FROM docs WHERE id = ?", (encode_id(doc_id),)).fetchone():
-                found.append(doc_id)
-        return found
+        return [doc_id for doc_id in ids if self.key_of(doc_id) is not None]
 
     def keys_for(self, ids: Iterable[Any]) -> list[int]:
-        keys = []
-        for doc_id in ids:
-            row = self.db.execute("SELECT key FROM docs WHERE id = ?",
-                                  (encode_id(doc_id),)).fetchone()
-            if row:
-                keys.append(int(row[0]))
-        return keys
+        return [key for key in map(self.key_of, ids) if key is not None]
 
     def delete_keys(self, keys: Sequence[int]) -> None:
         self.db.executemany("DELETE FROM docs WHERE key = ?", [(int(k),) for k in keys])
