@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,37 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info  # noqa: E402
 
 from edgembed import Encoder, default_package_path  # noqa: E402
-from edgembed.beir import load_beir, ndcg_at_k, rank_exact, recall_at_k  # noqa: E402
 from edgembed.export import export_model  # noqa: E402
 from edgembed.export.texts import builtin_texts  # noqa: E402
-from edgembed.export.validate import cosine_agreement  # noqa: E402
+from edgembed.export.validate import (  # noqa: E402
+    cosine_agreement,
+    retrieval_quality,
+    throughput,
+)
 
 THREADS = 2
-
-
-def throughput(systems: dict, texts: list[str], rounds: int) -> dict[str, dict]:
-    for encode in systems.values():
-        encode(texts)  # warm-up: first runs pay for allocation and kernel selection
-    timings = {name: [] for name in systems}
-    for _ in range(rounds):
-        for name, encode in systems.items():
-            start = time.perf_counter()
-            encode(texts)
-            timings[name].append(len(texts) / (time.perf_counter() - start))
-    reference = np.array(timings["sentence-transformers fp32"])
-    return {name: {"sentences_per_s": round(float(np.median(values)), 1),
-                   "ratio_vs_sentence_transformers": round(
-                       float(np.median(np.array(values) / reference)), 2),
-                   "rounds": [round(v, 1) for v in values]}
-            for name, values in timings.items()}
-
-
-def retrieval(encoder: Encoder, data) -> dict[str, float]:
-    docs = encoder.encode(data.doc_texts, batch_size=32, kind="document")
-    queries = encoder.encode(data.query_texts, batch_size=32, kind="query")
-    ranked = rank_exact(docs, queries, data.doc_ids, k=100)
-    return {"ndcg@10": round(ndcg_at_k(ranked, data.query_ids, data.qrels, 10), 4),
-            "recall@100": round(recall_at_k(ranked, data.query_ids, data.qrels, 100), 4)}
 
 
 def main() -> None:
@@ -91,9 +68,14 @@ def main() -> None:
     systems = {"sentence-transformers fp32": lambda t: st_model.encode(t, batch_size=32)}
     systems.update({name: (lambda t, e=enc: e.encode(t, batch_size=32))
                     for name, enc in encoders.items()})
-    speed = throughput(systems, texts, args.rounds)
+    rounds = throughput(systems, texts, args.rounds)
+    reference = rounds["sentence-transformers fp32"]
+    speed = {name: {"sentences_per_s": round(float(np.median(values)), 1),
+                    "ratio_vs_sentence_transformers": round(
+                        float(np.median(values / reference)), 2),
+                    "rounds": [round(float(v), 1) for v in values]}
+             for name, values in rounds.items()}
 
-    data = load_beir(args.data, split="test")
     variants = {}
     for name, encoder in encoders.items():
         variants[name] = {
@@ -101,7 +83,7 @@ def main() -> None:
             "model_mb": round(encoder.manifest["files"]["model.onnx"]["bytes"] / 1e6, 2),
             "quantization": encoder.manifest["quantization"].get("method"),
             **cosine_agreement(fp32_vectors, encoder.encode(texts)),
-            **retrieval(encoder, data),
+            **retrieval_quality(encoder, args.data),
             **speed[name],
         }
         print(name, json.dumps(variants[name]), flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,19 +70,21 @@ def validate_package(package_dir: Path, reference: np.ndarray,
     return cosine_agreement(reference, encoder.encode(list(texts)))
 
 
-def throughput(encoders: dict[str, Encoder], texts: Sequence[str],
-               rounds: int = 3) -> dict[str, float]:
-    """Sentences per second of each encoder on the same texts, batch 32, taking turns in
-    every round so machine noise hits all of them alike; the median round is reported."""
-    timings: dict[str, list[float]] = {name: [] for name in encoders}
-    for encoder in encoders.values():
-        encoder.encode(list(texts[:32]))  # warm-up
+def throughput(systems: dict[str, Callable[[list[str]], object]], texts: Sequence[str],
+               rounds: int = 3) -> dict[str, np.ndarray]:
+    """Sentences per second of each system (a function that encodes a list of texts), one
+    value per round. The systems take turns in every round, so machine noise hits all of
+    them alike; compare them round by round."""
+    texts = list(texts)
+    for encode in systems.values():
+        encode(texts[:32])  # warm-up: first runs pay for allocation and kernel selection
+    timings: dict[str, list[float]] = {name: [] for name in systems}
     for _ in range(rounds):
-        for name, encoder in encoders.items():
+        for name, encode in systems.items():
             start = time.perf_counter()
-            encoder.encode(list(texts))
+            encode(texts)
             timings[name].append(len(texts) / (time.perf_counter() - start))
-    return {name: float(np.median(values)) for name, values in timings.items()}
+    return {name: np.array(values) for name, values in timings.items()}
 
 
 def retrieval_quality(encoder: Encoder, data_dir: str | Path,

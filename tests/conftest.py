@@ -35,6 +35,22 @@ def default_encoder():
 
 
 @pytest.fixture(scope="session")
+def prefixed_encoder(tmp_path_factory, default_encoder):
+    """The default package with a query prefix, as E5-style models have."""
+    import json
+    import shutil
+
+    from edgembed import Encoder
+
+    package = tmp_path_factory.mktemp("prefixed") / "pkg"
+    shutil.copytree(default_encoder.path, package)
+    manifest = json.loads((package / "manifest.json").read_text())
+    manifest["prefixes"] = {"query": "query: ", "document": ""}
+    (package / "manifest.json").write_text(json.dumps(manifest))
+    return Encoder.load(package)
+
+
+@pytest.fixture(scope="session")
 def fp32_package(tmp_path_factory, minilm_source) -> Path:
     from edgembed.export import export_model
 

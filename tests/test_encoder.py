@@ -62,16 +62,8 @@ def test_single_string_gives_vector(default_encoder):
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-3)
 
 
-def test_query_prefix_applied(tmp_path, default_encoder):
-    import json
-    import shutil
-
-    package = tmp_path / "prefixed"
-    shutil.copytree(default_encoder.path, package)
-    manifest = json.loads((package / "manifest.json").read_text())
-    manifest["prefixes"] = {"query": "query: ", "document": ""}
-    (package / "manifest.json").write_text(json.dumps(manifest))
-    encoder = Encoder.load(package)
+def test_query_prefix_applied(prefixed_encoder):
+    encoder = prefixed_encoder
     assert np.allclose(encoder.encode(["cats"], kind="query"), encoder.encode(["query: cats"]))
     assert not np.allclose(encoder.encode(["cats"], kind="query"), encoder.encode(["cats"]))
 

@@ -195,13 +195,8 @@ def test_hnsw_mode(tmp_path, default_encoder, doc_vectors, query_vectors):
         assert len(set(k1.tolist()) & set(k2.tolist())) >= 4  # approximate, tiny corpus
 
 
-def test_queries_get_the_query_prefix(tmp_path, default_encoder):
-    package = tmp_path / "prefixed"
-    shutil.copytree(default_encoder.path, package)
-    manifest = json.loads((package / "manifest.json").read_text())
-    manifest["prefixes"] = {"query": "query: ", "document": ""}
-    (package / "manifest.json").write_text(json.dumps(manifest))
-    encoder = Encoder.load(package)
+def test_queries_get_the_query_prefix(tmp_path, prefixed_encoder):
+    encoder = prefixed_encoder
     index = Index.create(tmp_path / "prefixed-index", encoder)
     index.add(["cats purr when they are content", "the stock market fell today"])
     hits = index.search("cats", k=2, rescore=1)
