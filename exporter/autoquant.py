@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
-from edgembed.session import session_options
+from edgembed.session import create_session
 
 from .head import OUTPUT
 
@@ -23,8 +22,7 @@ QuantizeFn = Callable[[Sequence[str]], onnx.ModelProto]
 
 def embed_batches(model: onnx.ModelProto, batches: list[dict]) -> np.ndarray:
     """Run a graph on tokenized batches and return normalised sentence embeddings."""
-    session = ort.InferenceSession(model.SerializeToString(), sess_options=session_options(),
-                                   providers=["CPUExecutionProvider"])
+    session = create_session(model.SerializeToString())
     names = {node.name for node in session.get_inputs()}
     rows = [session.run([OUTPUT], {k: v for k, v in batch.items() if k in names})[0]
             for batch in batches]

@@ -49,15 +49,18 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 
 def create_session(
-    model_path: Path, threads: int | None = None, providers: Sequence[str] | None = None
+    model_path: Path | bytes, threads: int | None = None, providers: Sequence[str] | None = None
 ) -> ort.InferenceSession:
+    """A session on a model file (or serialised model bytes, as the exporter's search uses)."""
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise EdgembedError(f"threads must be a positive integer, got {threads!r}")
     chosen = resolve_providers(providers)
     try:
         return ort.InferenceSession(
-            str(model_path), sess_options=session_options(threads), providers=chosen
+            model_path if isinstance(model_path, bytes) else str(model_path),
+            sess_options=session_options(threads), providers=chosen
         )
     except Exception as exc:  # onnxruntime raises several private exception types
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load {model_path} with onnxruntime: {first_line}") from None
+        name = "the in-memory model" if isinstance(model_path, bytes) else model_path
+        raise ModelLoadError(f"cannot load {name} with onnxruntime: {first_line}") from None
