@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from . import codes
 from .errors import EdgembedError
 from .package import Package, open_package
 from .session import create_session
-from .tokenizer import load_tokenizer, pad_batch
+from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates
 
 PRECISIONS = codes.PRECISIONS
 KINDS = ("query", "document")
@@ -22,6 +23,10 @@ KINDS = ("query", "document")
 # sort well, small enough that memory stays bounded for huge inputs.
 WINDOW_BATCHES = 16
 PROGRESS_MIN_TEXTS = 512
+# Before tokenizing, texts are cut at this many characters per token of max_seq_length:
+# far beyond what the model reads (WordPiece words are at most 100 characters, most tokens
+# under 10), but it keeps a megabyte paste from costing seconds of tokenization.
+CHARS_PER_TOKEN = 64
 
 
 class Encoder:
@@ -90,9 +95,7 @@ class Encoder:
             raise EdgembedError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise EdgembedError(f"batch_size must be a positive integer, got {batch_size!r}")
-        prefix = self.prefix(kind)
-        if prefix:
-            items = [prefix + text for text in items]
+        items = self._prepare(items, self.prefix(kind))
         out = np.empty((len(items), self.dim), dtype=np.float32)
         if show_progress is None:
             show_progress = len(items) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty()
@@ -106,6 +109,24 @@ class Encoder:
             out = codes.quantize(out, precision, ranges=ranges, dims=dims,
                                  normalize=bool(self.manifest.get("normalized")))
         return out[0] if single else out
+
+    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
+        """Prefix, then make every text tokenizable: lone surrogates (which cannot be UTF-8
+        encoded) become U+FFFD, and texts far longer than the model reads are cut, with one
+        warning that counts them."""
+        limit = self.max_seq_length * CHARS_PER_TOKEN
+        prepared, cut = [], 0
+        for text in texts:
+            text = prefix + text if prefix else text
+            text = replace_lone_surrogates(text)
+            if len(text) > limit:
+                text, cut = text[:limit], cut + 1
+            prepared.append(text)
+        if cut:
+            warnings.warn(f"{cut} text(s) longer than {limit} characters were cut before "
+                          f"tokenizing (the model reads at most {self.max_seq_length} tokens)",
+                          stacklevel=3)
+        return prepared
 
     def _encode_window(self, texts: list[str], batch_size: int, bar: tqdm) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)

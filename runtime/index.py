@@ -46,6 +46,7 @@ from .encoder import Encoder
 from .errors import EdgembedError
 from .package import default_package_path, open_package
 from .store import DocStore, encode_id
+from .tokenizer import replace_lone_surrogates
 
 FORMAT_NAME = "edgembed-index"
 FORMAT_VERSION = 1
@@ -209,6 +210,7 @@ class Index:
         for position, text in enumerate(items):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
+        items = [replace_lone_surrogates(text) for text in items]  # stored as embedded
         ids, metadata = self._check_ids_metadata(len(items), ids, metadata)
         if show_progress is None:
             show_progress = len(items) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty()

@@ -7,6 +7,7 @@ so short texts never pay for a long fixed shape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,15 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .errors import ModelLoadError
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """Python strings may hold lone surrogates (from surrogateescape decoding, or JSON like
+    "\\ud800"); they cannot be UTF-8 encoded, so tokenizers and SQLite reject them. They
+    become U+FFFD, the replacement character."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def load_tokenizer(path: Path, max_length: int) -> tuple[Tokenizer, int]:

@@ -86,3 +86,23 @@ def test_properties(default_encoder):
     assert default_encoder.path.is_dir()
     assert default_encoder.manifest["name"] == "all-minilm-l6-v2"
     assert default_encoder.manifest["max_seq_length"] == 256
+
+
+def test_awkward_unicode_has_a_defined_result(fp32_encoder):
+    texts = ["", "   \t\n", "nul\x00inside", "lone \ud800 surrogate", "\u202eRTL override",
+             "😀🚀 emoji", "e\u0301 combining", "中文文本", "\x07\x1b[31mcontrol"]
+    vectors = fp32_encoder.encode(texts)
+    assert vectors.shape == (len(texts), 384) and np.isfinite(vectors).all()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    replaced = fp32_encoder.encode("lone \ufffd surrogate")
+    assert np.allclose(vectors[3], replaced, atol=1e-4)
+
+
+def test_huge_text_is_cut_with_a_counted_warning(fp32_encoder):
+    from edgembed.encoder import CHARS_PER_TOKEN
+
+    limit = fp32_encoder.max_seq_length * CHARS_PER_TOKEN
+    huge = "word " * 250_000  # 1.25 MB
+    with pytest.warns(UserWarning, match=r"^1 text\(s\) longer than"):
+        vectors = fp32_encoder.encode([huge, "short"])
+    assert np.allclose(vectors[0], fp32_encoder.encode(huge[:limit]), atol=1e-5)

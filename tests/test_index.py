@@ -205,3 +205,11 @@ def test_queries_get_the_query_prefix(tmp_path, prefixed_encoder):
     assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
     plain = C.int8_scores(encoder.encode("cats"), index._int8, index.ranges)
     assert not np.allclose(sorted(plain, reverse=True), [h.score for h in hits], atol=1e-3)
+
+
+def test_lone_surrogates_are_stored_as_replacement_characters(tmp_path, default_encoder):
+    index = Index.create(tmp_path / "surrogates", default_encoder)
+    index.add(["broken \ud800 text", "fine text"], ids=["bad", "good"])
+    index.save()
+    texts = {hit.id: hit.text for hit in index.search("broken text", k=2)}
+    assert texts["bad"] == "broken \ufffd text"
