@@ -90,7 +90,7 @@ class Encoder:
         as sentence-transformers' `quantize_embeddings` defines them. `dims` keeps only the
         first dims dimensions (see `edgembed.codes.quantize`)."""
         single = isinstance(texts, str)
-        items = [texts] if single else _check_texts(texts)
+        items = [texts] if single else check_texts(texts)
         if precision not in PRECISIONS:
             raise EdgembedError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -149,7 +149,8 @@ class Encoder:
         return result[0][:len(ids)]
 
 
-def _check_texts(texts: Iterable[Any]) -> list[str]:
+def check_texts(texts: Iterable[Any]) -> list[str]:
+    """The texts as a list, or a TypeError naming the first item that is not a str."""
     if isinstance(texts, (bytes, bytearray)):
         raise TypeError("texts must be str or a sequence of str, got bytes; decode it first")
     items = list(texts)

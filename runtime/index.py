@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from usearch.index import Index as UsearchIndex
 
 from . import codes as C
-from .encoder import Encoder
+from .encoder import Encoder, check_texts
 from .errors import EdgembedError
 from .package import default_package_path, open_package
 from .store import DocStore, encode_id
@@ -206,10 +206,7 @@ class Index:
 
         Texts are encoded in blocks of ADD_BLOCK, so memory stays bounded; a progress bar
         shows on a terminal for large inputs."""
-        items = [texts] if isinstance(texts, str) else list(texts)
-        for position, text in enumerate(items):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
+        items = [texts] if isinstance(texts, str) else check_texts(texts)
         items = [replace_lone_surrogates(text) for text in items]  # stored as embedded
         ids, metadata = self._check_ids_metadata(len(items), ids, metadata)
         if show_progress is None:
