@@ -2,7 +2,16 @@
 (numpy, onnxruntime, tokenizers, usearch); the exporter lives in `edgembed.export`."""
 
 from .encoder import Encoder
-from .errors import ChecksumError, EdgembedError, ModelLoadError, PackageError
+from .errors import (
+    ChecksumError,
+    EdgembedError,
+    ExportError,
+    IndexFileError,
+    IndexLockedError,
+    IndexWriteError,
+    ModelLoadError,
+    PackageError,
+)
 from .index import Hit, Index
 from .package import Package, default_package_path, open_package
 
@@ -12,8 +21,12 @@ __all__ = [
     "ChecksumError",
     "EdgembedError",
     "Encoder",
+    "ExportError",
     "Hit",
     "Index",
+    "IndexFileError",
+    "IndexLockedError",
+    "IndexWriteError",
     "ModelLoadError",
     "Package",
     "PackageError",

@@ -91,7 +91,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.recipe and args.source:
         raise EdgembedError("give a source folder or --recipe FILE, not both")
+    compression = _compression(args)
     if args.recipe:
+        if compression is not None:
+            raise EdgembedError("compression options apply to a source folder, not --recipe")
         manifest = build_from_recipe(args.recipe, args.output)
     elif args.source:
         manifest = export_model(
@@ -100,7 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             keep_nodes=args.keep_nodes or (), max_loss=args.max_loss,
             calibration_texts=read_texts(args.calibration) if args.calibration else None,
             eval_data=args.eval_data, name=args.name, source_name=args.source_name,
-            pooling=args.pooling, validate=not args.no_validate)
+            pooling=args.pooling, validate=not args.no_validate, compression=compression)
     else:
         raise EdgembedError("export needs a source folder or --recipe FILE")
     if args.json:
@@ -108,6 +111,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     _print_export_table(manifest, args.output)
     return 0
+
+
+def _compression(args: argparse.Namespace):
+    """The export's compression options as an edgembed.export.compress.Compression, or None."""
+    from edgembed.export.compress import Compression
+
+    if args.heal_minutes is not None and not args.heal:
+        raise EdgembedError("--heal-minutes needs --heal")
+    keep = None
+    if args.keep_layers is not None:
+        try:
+            keep = [int(part) for part in args.keep_layers.split(",") if part.strip()]
+        except ValueError:
+            raise EdgembedError(f"--keep-layers takes comma-separated layer numbers, e.g. "
+                                f"0,1,2,5; got {args.keep_layers!r}") from None
+    compression = Compression(
+        prune_vocab=args.prune_vocab, layers=args.layers, keep_layers=keep,
+        prune_heads=args.prune_heads, prune_ffn=args.prune_ffn, heal=args.heal,
+        heal_minutes=args.heal_minutes if args.heal_minutes is not None else 5.0,
+        heal_steps=args.heal_steps, dims=args.dims, table_bits=args.table_bits)
+    return None if compression == Compression() else compression
 
 
 def _print_export_table(manifest: dict, output: str) -> None:
@@ -209,6 +233,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import harness, report
+
+    settings = harness.Settings(model=args.model, source=args.source, data=args.data,
+                                quick=args.quick, threads=args.threads, reps=args.reps,
+                                out=args.out, cache=args.cache)
+    result = harness.run(settings)
+    print(report.text_table(report.ENCODER_HEADER, report.encoder_rows(result)))
+    print(f"wrote {Path(args.out) / 'bench.json'} and bench.md", file=sys.stderr)
+    return 0
+
+
+SERVE_LIMITS = ("max_body_bytes", "max_inputs", "max_batch", "batch_wait_ms", "max_queue",
+                "max_connections")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import Limits, serve
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("starlette", "uvicorn"):
+            raise
+        raise EdgembedError("edgembed serve needs the serve extra: "
+                            "pip install 'edgembed[serve]'") from None
+    chosen = {name: getattr(args, name) for name in SERVE_LIMITS
+              if getattr(args, name) is not None}
+    serve(model=args.model, index=args.index, host=args.host, port=args.port,
+          threads=args.threads, limits=Limits(**chosen), log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgembed", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +313,27 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-validate", action="store_true",
                         help="skip the comparison against torch")
     export.add_argument("--json", action="store_true")
+    shrink = export.add_argument_group("compression (composable with --quantize)")
+    shrink.add_argument("--prune-vocab", nargs="?", const=True, default=False,
+                        metavar="SOURCE", help="keep only the tokens needed for a word list or "
+                        "corpus file (one text per line), or built-in english-20/35/50 "
+                        "(default english-35)")
+    shrink.add_argument("--table-bits", type=int, choices=(4,),
+                        help="store the token-embedding table as 4-bit blocks")
+    shrink.add_argument("--layers", type=int, metavar="N", help="keep the first N layers")
+    shrink.add_argument("--keep-layers", metavar="LIST", help="keep these layers, e.g. 0,1,2,5")
+    shrink.add_argument("--prune-heads", type=float, default=0.0, metavar="R",
+                        help="remove this fraction of attention heads in every layer")
+    shrink.add_argument("--prune-ffn", type=float, default=0.0, metavar="R",
+                        help="remove this fraction of FFN neurons in every layer")
+    shrink.add_argument("--heal", nargs="?", const=True, default=False, metavar="TEXTS",
+                        help="distil the pruned model from the original on these texts "
+                        "(one per line; default: built-in), on the CPU")
+    shrink.add_argument("--heal-minutes", type=float, metavar="M",
+                        help="time limit of --heal (default 5)")
+    shrink.add_argument("--heal-steps", type=int, metavar="N", help="step limit of --heal")
+    shrink.add_argument("--dims", type=int, metavar="D",
+                        help="keep the first D output dimensions (renormalised)")
     export.set_defaults(func=cmd_export)
 
     index = commands.add_parser("index", help="index .txt/.md/.jsonl files for search "
@@ -292,6 +368,49 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--json", action="store_true", help="print JSON, not a table")
     evaluation.add_argument("--out", metavar="FILE", help="also write the JSON report here")
     evaluation.set_defaults(func=cmd_eval)
+
+    server = commands.add_parser("serve", help="local HTTP server: OpenAI-compatible "
+                                 "/v1/embeddings, /v1/search over an index, /health")
+    server.add_argument("--model", help="model package (default: the index's, or bundled)")
+    server.add_argument("--index", metavar="DIR", help="index served by /v1/search (read-only)")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; others warn: no auth)")
+    server.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks one")
+    server.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    server.add_argument("--max-body-bytes", type=int, metavar="N",
+                        help="larger request bodies get 413 (default 4194304)")
+    server.add_argument("--max-inputs", type=int, metavar="N",
+                        help="texts per request (default 2048)")
+    server.add_argument("--max-batch", type=int, metavar="N",
+                        help="texts gathered from concurrent requests into one encode "
+                        "(default 64)")
+    server.add_argument("--batch-wait-ms", type=float, metavar="MS",
+                        help="how long to wait for more texts before encoding (default 2)")
+    server.add_argument("--max-queue", type=int, metavar="N",
+                        help="texts waiting to be encoded before requests get 503 "
+                        "(default 16384)")
+    server.add_argument("--max-connections", type=int, metavar="N",
+                        help="open connections before requests get 503 (default 512)")
+    server.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error"),
+                        help="debug also logs every request")
+    server.set_defaults(func=cmd_serve)
+
+    bench = commands.add_parser("bench", help="measure this model against the installed peers "
+                                "(sentence-transformers, fastembed, plain onnxruntime)")
+    bench.add_argument("--model", help="model package (default: bundled)")
+    bench.add_argument("--source", metavar="DIR", help="the model's sentence-transformers "
+                       "folder: enables the torch peer and the fp32 / int8 variants")
+    bench.add_argument("--data", metavar="BEIR_DIR", help="SciFact (BEIR layout): long "
+                       "documents, queries and nDCG@10")
+    bench.add_argument("--quick", action="store_true", help="tiny inputs, a smoke test")
+    bench.add_argument("--threads", type=int, default=2, help="threads per system (default 2)")
+    bench.add_argument("--reps", type=int, help="rounds (default 5; --quick 1)")
+    bench.add_argument("--out", default="edgembed-bench", metavar="DIR",
+                       help="bench.json, bench.md and plots go here (default edgembed-bench)")
+    bench.add_argument("--cache", metavar="DIR", help="exported variants and SciFact "
+                       "embeddings (default ~/.cache/edgembed/bench)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -300,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except EdgembedError as exc:
-        print(f"edgembed: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, even if a library's text has more
+        print(f"edgembed: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

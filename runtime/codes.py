@@ -85,9 +85,15 @@ def int8_ranges(calibration: Mapping[str, Any] | None, dim: int, normalized: boo
     """The package's calibrated ranges, or the documented fallback [-1, 1] for unit vectors."""
     section = (calibration or {}).get("int8")
     if section:
-        ranges = Int8Ranges.from_json({**section, "source": "calibrated"})
+        try:
+            ranges = Int8Ranges.from_json({**section, "source": "calibrated"})
+        except (TypeError, ValueError, KeyError) as exc:
+            raise EdgembedError(f"calibration int8 ranges are malformed: {exc!r:.120}") from None
         if ranges.lo.shape != (dim,) or ranges.hi.shape != (dim,):
             raise EdgembedError(f"calibration int8 ranges do not have {dim} dimensions")
+        if not (np.isfinite(ranges.lo).all() and np.isfinite(ranges.hi).all()
+                and (ranges.hi >= ranges.lo).all()):
+            raise EdgembedError("calibration int8 ranges must be finite with hi >= lo")
         return ranges
     if not normalized:
         raise EdgembedError("int8 needs calibrated ranges for a model whose vectors are not "

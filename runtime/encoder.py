@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import reprlib
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import codes
-from .errors import EdgembedError
+from .errors import EdgembedError, ModelLoadError, PackageError
 from .package import Package, open_package
-from .session import create_session
-from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates
+from .session import create_session, run_session
+from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates, tokenize
 
 PRECISIONS = codes.PRECISIONS
 KINDS = ("query", "document")
+# The graph inputs the encoder knows how to fill; input_ids and attention_mask are required.
+FEEDS = ("input_ids", "attention_mask", "token_type_ids")
 # Texts are tokenized and length-sorted in windows of this many batches: big enough to
 # sort well, small enough that memory stays bounded for huge inputs.
 WINDOW_BATCHES = 16
@@ -30,8 +34,12 @@ CHARS_PER_TOKEN = 64
 
 
 class Encoder:
-    """A loaded model package, ready to encode. Safe to share between threads:
-    onnxruntime runs concurrent `run` calls in parallel on one session."""
+    """A loaded model package, ready to encode.
+
+    Thread-safe, and not serialised: concurrent `encode` calls run in parallel. After
+    loading, nothing in the encoder changes; the tokenizer is only read and onnxruntime's
+    `InferenceSession.run` is thread-safe. Every call's operators run on the session's one
+    intra-op thread pool (`threads`), so concurrent callers compete for those cores."""
 
     def __init__(self, package: Package, threads: int | None = None,
                  providers: Sequence[str] | None = None) -> None:
@@ -39,20 +47,47 @@ class Encoder:
         self.max_seq_length = int(package.manifest["max_seq_length"])
         self.session = create_session(package.model_path, threads=threads, providers=providers)
         self.tokenizer, self.pad_id = load_tokenizer(package.tokenizer_path, self.max_seq_length)
-        self._input_names = [node.name for node in self.session.get_inputs()]
         self._output_name = package.manifest.get("output", "sentence_embedding")
+        self._input_names, (self._fixed_batch, self._fixed_length) = self._check_graph()
         self._int8_ranges: codes.Int8Ranges | None = None
-        shape = self.session.get_inputs()[0].shape
-        self._fixed_batch = shape[0] if isinstance(shape[0], int) else None
-        self._fixed_length = shape[1] if isinstance(shape[1], int) else None
+        if (self.manifest.get("calibration") or {}).get("int8"):
+            try:  # parse now: a damaged calibration is a package problem, not an encode one
+                self._int8_ranges = self.int8_ranges
+            except EdgembedError as exc:
+                raise PackageError(f"{package.path}: {exc}") from None
         if self._fixed_length:
             limit = min(self.max_seq_length, self._fixed_length)
             self.tokenizer.enable_truncation(max_length=limit)
 
+    def _check_graph(self) -> tuple[list[str], tuple[int | None, int | None]]:
+        """Refuse a model.onnx that does not fit the manifest: a package whose parts disagree
+        would otherwise fail (or silently misbehave) at the first encode."""
+        where = self.package.model_path
+        inputs = {node.name: node for node in self.session.get_inputs()}
+        if not {"input_ids", "attention_mask"} <= set(inputs) or not set(inputs) <= set(FEEDS):
+            raise ModelLoadError(f"{where} takes inputs {sorted(inputs)}; an edgembed model "
+                                 "takes input_ids, attention_mask and optionally token_type_ids")
+        for node in inputs.values():
+            if node.type != "tensor(int64)" or len(node.shape) != 2:
+                raise ModelLoadError(f"{where}: input {node.name} is {node.type} {node.shape}; "
+                                     "expected int64 [batch, sequence]")
+        outputs = {node.name: node for node in self.session.get_outputs()}
+        if self._output_name not in outputs:
+            raise ModelLoadError(f"{where} has no output {self._output_name!r} (the manifest's "
+                                 f"'output'); it has {sorted(outputs)}")
+        shape = outputs[self._output_name].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != self.dim):
+            raise ModelLoadError(f"{where}: output {self._output_name} has shape {shape}, but "
+                                 f"the manifest says [batch, {self.dim}]")
+        fixed = [size if isinstance(size, int) and size > 0 else None
+                 for size in inputs["input_ids"].shape]
+        return [name for name in FEEDS if name in inputs], (fixed[0], fixed[1])
+
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None,
              providers: Sequence[str] | None = None, verify: bool = True) -> Encoder:
-        """Load a package directory (default: the bundled all-MiniLM-L6-v2), checking its files."""
+        """Load a package directory (default: the bundled all-MiniLM-L6-v2), checking its files.
+        Anything wrong with the package raises a PackageError naming the file or field."""
         return cls(open_package(path, verify=verify), threads=threads, providers=providers)
 
     @property
@@ -76,44 +111,121 @@ class Encoder:
         return self._int8_ranges
 
     def prefix(self, kind: str) -> str:
-        if kind not in KINDS:
-            raise EdgembedError(f"kind must be one of {KINDS}, got {kind!r}")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise EdgembedError(f"kind must be one of {KINDS}, got {reprlib.repr(kind)}")
         return (self.manifest.get("prefixes") or {}).get(kind) or ""
 
-    def encode(self, texts: str | Sequence[str], batch_size: int = 32,
+    def encode(self, texts: str | Iterable[str], batch_size: int = 32,
                precision: str = "float32", kind: str = "document",
                show_progress: bool | None = None, dims: int | None = None) -> np.ndarray:
         """Embed texts; rows come back in input order. A single string gives a 1-D vector.
+
+        `texts` is a str or any iterable of str: a list, a tuple, a 1-D numpy array of str,
+        or a generator, which is read to the end first (use `encode_iter` to stream). Sets
+        (no order) and mappings (keys or values?) are refused, as is bytes; an item that is
+        not a str raises a TypeError naming its position (`texts[3] is NoneType, ...`).
+
+        Every str has a defined, finite result. The empty string and any text of only
+        whitespace or control characters embed as the model's empty input (`[CLS] [SEP]`);
+        lone surrogates become U+FFFD; NUL, RTL marks, emoji and any other Unicode go to the
+        tokenizer as they are; a text longer than max_seq_length × CHARS_PER_TOKEN
+        characters is cut before tokenizing, with one UserWarning per call counting such
+        texts (the model reads only max_seq_length tokens anyway). Bad arguments raise
+        EdgembedError before any text is read or encoded.
 
         `precision`: "float32"; "int8" (calibrated per-dimension ranges); "ubinary" (packed
         sign bits, ceil(dim/8) bytes per row) or "binary" (the same bytes as int8, minus 128),
         as sentence-transformers' `quantize_embeddings` defines them. `dims` keeps only the
         first dims dimensions (see `edgembed.codes.quantize`)."""
+        self._check_options(batch_size, precision, dims)
+        prefix = self.prefix(kind)
         single = isinstance(texts, str)
-        items = [texts] if single else check_texts(texts)
-        if precision not in PRECISIONS:
-            raise EdgembedError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise EdgembedError(f"batch_size must be a positive integer, got {batch_size!r}")
-        items = self._prepare(items, self.prefix(kind))
+        items = check_texts(texts)
         out = np.empty((len(items), self.dim), dtype=np.float32)
         if show_progress is None:
-            show_progress = len(items) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty()
-        window = batch_size * WINDOW_BATCHES
+            show_progress = (len(items) >= PROGRESS_MIN_TEXTS and sys.stderr is not None
+                             and sys.stderr.isatty())
         with tqdm(total=len(items), disable=not show_progress, unit="text") as bar:
-            for start in range(0, len(items), window):
-                chunk = items[start:start + window]
-                out[start:start + len(chunk)] = self._encode_window(chunk, batch_size, bar)
-        if precision != "float32" or dims is not None:
-            ranges = self.int8_ranges if precision == "int8" else None
-            out = codes.quantize(out, precision, ranges=ranges, dims=dims,
-                                 normalize=bool(self.manifest.get("normalized")))
+            done = 0
+            for vectors in self._windows(iter(items), int(batch_size), prefix, bar):
+                out[done:done + len(vectors)] = vectors
+                done += len(vectors)
+        out = self._convert(out, precision, dims)
         return out[0] if single else out
 
-    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
+    def encode_iter(self, texts: str | Iterable[str], batch_size: int = 32,
+                    precision: str = "float32", kind: str = "document",
+                    dims: int | None = None) -> Iterator[np.ndarray]:
+        """Embed a stream of texts with bounded memory: yields arrays of up to `batch_size`
+        rows, in input order, whose concatenation equals `encode(list(texts), ...)` with the
+        same arguments. At most batch_size × WINDOW_BATCHES texts are read ahead of the rows
+        yielded, so a generator of millions of texts never sits in memory.
+
+        Arguments are checked when this is called; items are type-checked as they are read
+        (a non-str raises TypeError naming its position in the stream). The counted warning
+        for over-long texts comes once, after the last text."""
+        self._check_options(batch_size, precision, dims)
+        prefix = self.prefix(kind)
+        items = iter_texts(texts)
+        return self._stream(items, int(batch_size), prefix, precision, dims)
+
+    def _stream(self, items: Iterator[str], batch_size: int, prefix: str, precision: str,
+                dims: int | None) -> Iterator[np.ndarray]:
+        for vectors in self._windows(items, batch_size, prefix, None):
+            vectors = self._convert(vectors, precision, dims)
+            for start in range(0, len(vectors), batch_size):
+                yield vectors[start:start + batch_size]
+
+    def _check_options(self, batch_size: Any, precision: Any, dims: Any) -> None:
+        if not _is_int(batch_size) or batch_size < 1:
+            raise EdgembedError(
+                f"batch_size must be a positive integer, got {reprlib.repr(batch_size)}")
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise EdgembedError(
+                f"precision must be one of {PRECISIONS}, got {reprlib.repr(precision)}")
+        if dims is not None and (not _is_int(dims) or not 1 <= dims <= self.dim):
+            raise EdgembedError(
+                f"dims must be an integer in 1..{self.dim}, got {reprlib.repr(dims)}")
+
+    def count_tokens(self, texts: str | Iterable[str], kind: str = "document") -> np.ndarray:
+        """How many tokens the model reads for each text (special tokens included, after the
+        prefix and the cut `encode` applies): what an API bills as usage."""
+        prepared, _ = self._prepare(check_texts(texts), self.prefix(kind))
+        return np.fromiter(map(len, tokenize(self.tokenizer, prepared)), dtype=np.int64,
+                           count=len(prepared))
+
+    def convert(self, vectors: np.ndarray, precision: str = "float32",
+                dims: int | None = None) -> np.ndarray:
+        """What `encode(..., precision=, dims=)` returns, from float32 rows `encode` gave:
+        lets a caller encode once and serve several precisions."""
+        self._check_options(1, precision, dims)
+        return self._convert(vectors, precision, dims)
+
+    def _convert(self, vectors: np.ndarray, precision: str, dims: Any) -> np.ndarray:
+        if precision == "float32" and dims is None:
+            return vectors
+        ranges = self.int8_ranges if precision == "int8" else None
+        return codes.quantize(vectors, precision, ranges=ranges,
+                              dims=None if dims is None else int(dims),
+                              normalize=bool(self.manifest.get("normalized")))
+
+    def _windows(self, items: Iterator[str], batch_size: int, prefix: str,
+                 bar: tqdm | None) -> Iterator[np.ndarray]:
+        """float32 vectors of successive windows of texts, each read only when needed."""
+        window, cut = batch_size * WINDOW_BATCHES, 0
+        while chunk := list(itertools.islice(items, window)):
+            texts, n_cut = self._prepare(chunk, prefix)
+            cut += n_cut
+            yield self._encode_window(texts, batch_size, bar)
+        if cut:
+            limit = self.max_seq_length * CHARS_PER_TOKEN
+            warnings.warn(f"{cut} text(s) longer than {limit} characters were cut before "
+                          f"tokenizing (the model reads at most {self.max_seq_length} tokens)",
+                          stacklevel=3)
+
+    def _prepare(self, texts: list[str], prefix: str) -> tuple[list[str], int]:
         """Prefix, then make every text tokenizable: lone surrogates (which cannot be UTF-8
-        encoded) become U+FFFD, and texts far longer than the model reads are cut, with one
-        warning that counts them."""
+        encoded) become U+FFFD, and texts far longer than the model reads are cut (counted)."""
         limit = self.max_seq_length * CHARS_PER_TOKEN
         prepared, cut = [], 0
         for text in texts:
@@ -122,22 +234,20 @@ class Encoder:
             if len(text) > limit:
                 text, cut = text[:limit], cut + 1
             prepared.append(text)
-        if cut:
-            warnings.warn(f"{cut} text(s) longer than {limit} characters were cut before "
-                          f"tokenizing (the model reads at most {self.max_seq_length} tokens)",
-                          stacklevel=3)
-        return prepared
+        return prepared, cut
 
-    def _encode_window(self, texts: list[str], batch_size: int, bar: tqdm) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+    def _encode_window(self, texts: list[str], batch_size: int,
+                       bar: tqdm | None) -> np.ndarray:
+        ids = tokenize(self.tokenizer, texts)
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         step = self._fixed_batch or batch_size
         for start in range(0, len(order), step):
             rows = order[start:start + step]
-            out[rows] = self._run([encodings[i].ids for i in rows])
-            bar.update(len(rows))
+            out[rows] = self._run([ids[i] for i in rows])
+            if bar is not None:
+                bar.update(len(rows))
         return out
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
@@ -145,16 +255,54 @@ class Encoder:
         input_ids, mask = pad_batch(ids, self.pad_id, self._fixed_length, self._fixed_batch)
         feeds = {"input_ids": input_ids, "attention_mask": mask,
                  "token_type_ids": np.zeros_like(input_ids)}
-        result = self.session.run([self._output_name], {n: feeds[n] for n in self._input_names})
-        return result[0][:len(ids)]
+        result = run_session(self.session, self._output_name,
+                             {name: feeds[name] for name in self._input_names})
+        if result.shape != (len(input_ids), self.dim):
+            raise EdgembedError(f"the model returned shape {list(result.shape)} for "
+                                f"{len(input_ids)} texts; the manifest says dim {self.dim}")
+        vectors = result[:len(ids)]
+        if not np.isfinite(vectors).all():
+            raise EdgembedError("the model returned NaN or infinite values; the package's "
+                                "model.onnx is broken (re-export it)")
+        return vectors
 
 
-def check_texts(texts: Iterable[Any]) -> list[str]:
-    """The texts as a list, or a TypeError naming the first item that is not a str."""
-    if isinstance(texts, (bytes, bytearray)):
-        raise TypeError("texts must be str or a sequence of str, got bytes; decode it first")
-    items = list(texts)
+def check_texts(texts: Any) -> list[str]:
+    """The texts as a list of str: a str is one text; any other iterable of str is read to
+    the end. TypeError names the first item that is not a str, or the container refused."""
+    return list(iter_texts(texts))
+
+
+def iter_texts(texts: Any) -> Iterator[str]:
+    """Like `check_texts`, lazily: the container is checked now, each item as it is read.
+    A str subclass (numpy's str_, say) comes out as a plain str."""
+    if isinstance(texts, str):
+        return iter([str.__str__(texts)])
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise TypeError("texts must be str or an iterable of str, got bytes; decode it first")
+    if isinstance(texts, Mapping):
+        raise TypeError(f"texts must be str or an iterable of str, got a mapping "
+                        f"({type(texts).__name__}); pass list(m.values()) or list(m)")
+    if isinstance(texts, Set):
+        raise TypeError(f"texts must be str or an iterable of str, got a {type(texts).__name__}, "
+                        "which has no order to return rows in; pass a list (sorted(s), say)")
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise TypeError(f"texts must be one-dimensional, got an array of shape {texts.shape}")
+    try:
+        iterator = iter(texts)
+    except TypeError:
+        raise TypeError(f"texts must be str or an iterable of str, "
+                        f"got {type(texts).__name__}") from None
+    return _checked(iterator)
+
+
+def _checked(items: Iterator[Any]) -> Iterator[str]:
     for position, text in enumerate(items):
         if not isinstance(text, str):
             raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
-    return items
+        yield text if type(text) is str else str.__str__(text)
+
+
+def _is_int(value: Any) -> bool:
+    """An integer argument: Python or numpy int, not bool (True is not a batch size)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

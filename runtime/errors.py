@@ -30,3 +30,17 @@ class ModelLoadError(PackageError):
 
 class ExportError(EdgembedError):
     """The exporter cannot turn this source folder into a package."""
+
+
+class IndexFileError(EdgembedError):
+    """An index cannot be opened: missing or damaged files, an unknown format version, or
+    built with another model."""
+
+
+class IndexWriteError(EdgembedError):
+    """An index could not be changed or saved (disk full, no permission, ...). What was
+    saved before is intact."""
+
+
+class IndexLockedError(IndexWriteError):
+    """Another writer (process or Index object) has unsaved changes to this index."""

@@ -18,21 +18,56 @@ So ``rescore=m`` means: *m·k documents get their int8 vectors read and scored*;
 stage (steps 1–2) uses only the sign codes. ``rescore=0`` returns the first stage alone,
 scored by the cosine between the query and the document's sign vector.
 
-On disk (``DIR``): ``index.json`` (format, model package id, int8 ranges, current
-generation), ``gen-N/`` (``codes.usearch``, and aligned ``keys.npy`` / ``codes.npy`` /
-``int8.npy`` for the rescoring stages) and ``docs.sqlite`` (ids, texts, metadata).
+On disk (``DIR``): ``index.json`` (format, model package id, dimensions, mode, int8 ranges;
+written once, when the index is created), ``docs.sqlite`` (ids, texts, metadata, the table
+of indexed files, and the commit record), ``gen-N/`` (``codes.usearch``, and aligned
+``keys.npy`` / ``codes.npy`` / ``int8.npy`` for the rescoring stages) and ``write.lock``.
 Exact and HNSW modes store the same files: usearch always builds its graph on add, and
 the mode only picks how it is searched.
+
+**Saving.** The commit record (a one-row table in ``docs.sqlite``: generation N, next key,
+count, and the size and sha256 of every file of ``gen-N/``) is the one source of truth,
+and it changes in the same SQLite transaction as the documents. `save()`:
+
+1. writes the vector files into a staging folder ``.gen-N.*``, fsyncs them and the folder,
+   renames it to ``gen-N`` and fsyncs ``DIR`` (a ``gen-N`` left by an earlier crash was
+   never committed, so nothing reads it: it is replaced);
+2. writes the record for N and commits it with the documents (WAL, full fsync): this
+   commit is the instant the index changes from old to new content;
+3. removes older generations and staging leftovers.
+
+A crash before the commit leaves the old record, whose folder is still there (old
+content; the uncommitted folder is garbage for the next save to remove); a crash after it
+leaves the new record, whose folder was durable before the commit (new content). SQLite
+itself rolls back a half-done transaction from its WAL. Opening reads the record and the
+number of documents in one snapshot and loads that generation, checking that the files
+have the recorded sizes (and sha256, with ``verify=True``) and that documents and vectors
+agree in number; so there is no state in which they disagree and nothing to reconcile.
+Indexes of format version 1 (generation in ``index.json``) are read as before and move to
+this protocol at their first save.
+
+**Concurrency.** One writer, many readers. Threads may share an `Index`: searches run in
+parallel and each sees the arrays and documents of one moment (a read-write lock; `add`
+encodes outside it and takes it only to put the new rows in); changes from several
+threads run one at a time. Across processes, an index's first change (`add`, `remove`,
+`begin_write`, ...) takes ``write.lock`` (flock) until `save()` or `close()`: a second
+writer, in another process or another `Index` object, gets `IndexLockedError` instead of
+corrupting anything. Readers never take it: opening loads one committed generation
+(retrying if a concurrent save deleted its folder meanwhile), and every search first checks
+the commit record, loads a newer generation if another process saved one, and reads the
+documents in the same snapshot, so results always come from one committed state (old or
+new). A writer's unsaved changes are seen only by its own `Index` object.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,19 +78,27 @@ from usearch.index import Index as UsearchIndex
 
 from . import codes as C
 from .encoder import Encoder, check_texts
-from .errors import EdgembedError
-from .package import default_package_path, open_package
-from .store import DocStore, encode_id
+from .errors import EdgembedError, IndexFileError, IndexWriteError
+from .locks import ReadWriteLock, WriterLock
+from .package import default_package_path, open_package, sha256_file
+from .store import DocStore, FileState, IndexState, encode_id
 from .tokenizer import replace_lone_surrogates
 
 FORMAT_NAME = "edgembed-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: generation in index.json (upgraded at the first save)
 META_FILE = "index.json"
 DOCS_FILE = "docs.sqlite"
+LOCK_FILE = "write.lock"
+VECTOR_FILES = ("codes.usearch", "keys.npy", "codes.npy", "int8.npy")
 MODES = ("exact", "hnsw")
 OVERFETCH = 8  # Hamming candidates per int8-rescored candidate (see module docstring)
 ADD_BLOCK = 1024  # texts encoded per step of `add`: bounds memory, drives the progress bar
 PROGRESS_MIN_TEXTS = 256
+# how often opening or searching starts over because a concurrent save replaced the
+# generation being read; each retry needs another save in between, so this is never reached
+# unless something other than saves keeps changing the files
+CHANGED_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -83,7 +126,8 @@ def _fsync_file(path: Path) -> None:
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Temp file, fsync, rename, fsync the directory: readers see the old or the new file."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
@@ -91,9 +135,14 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or \
+        type(exc).__name__
 
 
 class Index:
@@ -101,18 +150,33 @@ class Index:
 
     Create with `Index.create(path, encoder)`, reopen with `Index.open(path)`. Changes
     (`add`, `remove`) are in memory until `save()`; `with Index.open(...) as index:` saves
-    on a clean exit. One writer at a time."""
+    on a clean exit. One writer, many readers (threads or processes): see the module
+    docstring for what each sees."""
 
-    def __init__(self, path: Path, encoder: Encoder, meta: dict[str, Any], view: bool) -> None:
+    def __init__(self, path: Path, encoder: Encoder, meta: dict[str, Any], view: bool,
+                 verify: bool = True) -> None:
         self.path = path
         self.encoder = encoder
         self.meta = meta
         self.view = view
+        self.verify = verify
         self.dim = int(meta["dim"])
         self.mode = meta["mode"]
         self.ranges = C.Int8Ranges.from_json(meta["int8"])
+        self._rw = ReadWriteLock()  # arrays and usearch: searches share, changes exclude
+        self._changing = threading.RLock()  # one change (add/remove/save) at a time
+        self._writer = WriterLock(path / LOCK_FILE)
+        self._dirty = False  # unsaved changes: the store's write transaction is open
+        self._vectors_changed = False
+        self._seen_version = -1  # the store's data_version when `_sync` last looked
         self.store = DocStore(path / DOCS_FILE, readonly=view)
-        self._load_arrays()
+        try:
+            if verify:
+                self.store.check_integrity()
+            self._load_committed()
+        except BaseException:
+            self.store.close()
+            raise
 
     # ------------------------------------------------------------ opening
 
@@ -128,39 +192,62 @@ class Index:
         if root.exists() and not root.is_dir():
             raise EdgembedError(f"{root} exists and is not a directory")
         encoder = encoder or Encoder.load()
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexWriteError(f"cannot create index directory {root}: {_reason(exc)}") \
+                from None
         meta = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "package_id": encoder.package.package_id, "package_path": str(encoder.path),
             "dim": encoder.dim, "mode": mode, "connectivity": connectivity,
-            "int8": encoder.int8_ranges.to_json(), "generation": 0, "next_key": 0, "count": 0,
+            "int8": encoder.int8_ranges.to_json(),
         }
-        index = cls(root, encoder, meta, view=False)
-        index.save()
-        return index
+        writer = WriterLock(root / LOCK_FILE)
+        writer.acquire()
+        try:  # the store first, index.json last: a crash in between leaves no index
+            if (root / META_FILE).exists():
+                raise EdgembedError(f"{root} already holds an index; open it with Index.open")
+            store = DocStore(root / DOCS_FILE)
+            try:
+                if store.count() or store.state() not in (None, IndexState(0, 0, 0, {})):
+                    raise IndexFileError(
+                        f"{root / DOCS_FILE} holds documents but there is no {META_FILE}: a "
+                        "damaged index or another program's file; remove it or use another "
+                        "directory")
+                store.begin()
+                store.set_state(IndexState(0, 0, 0, {}))
+                store.commit()
+            finally:
+                store.close()
+            _write_json_atomic(root / META_FILE, meta)
+        except OSError as exc:
+            raise IndexWriteError(f"cannot create index in {root}: {_reason(exc)}") from None
+        finally:
+            writer.release()
+        return cls(root, encoder, meta, view=False)
 
     @classmethod
-    def open(cls, path: str | Path, encoder: Encoder | None = None, view: bool = False) -> Index:
+    def open(cls, path: str | Path, encoder: Encoder | None = None, view: bool = False,
+             verify: bool = True) -> Index:
         """Open a saved index. `encoder=None` loads the model package it was built with (its
         recorded path, else the bundled default); a different model is refused. `view=True`
-        memory-maps the files read-only: fast to open, shares pages between processes."""
+        memory-maps the files read-only: fast to open, shares pages between processes.
+        `verify=True` checks the vector files' sha256 against the commit record and runs
+        SQLite's quick_check, so damage shows at once, as an `IndexFileError`; it reads every
+        file once. `verify=False` keeps only the size and shape checks: a damaged usearch
+        file can then crash the process, so use it only for files you trust."""
         root = Path(path).expanduser()
-        meta_path = root / META_FILE
-        if not meta_path.is_file():
-            raise EdgembedError(f"no edgembed index at {root} (missing {META_FILE})")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EdgembedError(f"unreadable index metadata {meta_path}: {exc}") from None
-        if meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
-            raise EdgembedError(f"{meta_path} is not an edgembed index of format version "
-                                f"{FORMAT_VERSION}")
+        meta = _read_meta(root)
         encoder = encoder or _encoder_for(meta)
         if encoder.package.package_id != meta["package_id"]:
-            raise EdgembedError(
+            raise IndexFileError(
                 f"index {root} was built with model {meta['package_id']}, but the encoder is "
                 f"{encoder.package.package_id}; open it with that model or re-index")
-        return cls(root, encoder, meta, view=view)
+        if int(meta["dim"]) != encoder.dim:
+            raise IndexFileError(f"{root / META_FILE} says {meta['dim']} dimensions, the model "
+                                 f"has {encoder.dim} (damaged index metadata)")
+        return cls(root, encoder, meta, view=view, verify=verify)
 
     def _gen_dir(self, generation: int) -> Path:
         return self.path / f"gen-{generation}"
@@ -169,29 +256,100 @@ class Index:
         return UsearchIndex(ndim=self.dim, metric="hamming", dtype="b1",
                             connectivity=int(self.meta.get("connectivity", 16)))
 
-    def _load_arrays(self) -> None:
-        generation = int(self.meta["generation"])
-        folder = self._gen_dir(generation)
-        nbytes = C.code_bytes(self.dim)
-        if generation == 0 or not folder.is_dir():
-            if generation != 0:
-                raise EdgembedError(f"index {self.path} is missing {folder.name}/ (damaged)")
-            self._keys = np.empty(0, np.uint64)
-            self._codes = np.empty((0, nbytes), np.uint8)
-            self._int8 = np.empty((0, self.dim), np.int8)
-            self._usearch = self._new_usearch()
-            return
-        mmap = "r" if self.view else None
+    def _legacy_state(self) -> IndexState:
+        """The commit state of a format-1 index, kept in its index.json."""
         try:
-            self._keys = np.load(folder / "keys.npy", mmap_mode=mmap)
-            self._codes = np.load(folder / "codes.npy", mmap_mode=mmap)
-            self._int8 = np.load(folder / "int8.npy", mmap_mode=mmap)
-            self._usearch = UsearchIndex.restore(str(folder / "codes.usearch"), view=self.view)
+            return IndexState(int(self.meta["generation"]), int(self.meta["next_key"]),
+                              int(self.meta["count"]), None)
+        except (KeyError, TypeError, ValueError):
+            raise IndexFileError(f"{self.path / META_FILE} lacks the generation of the index, "
+                                 "and docs.sqlite has no commit record (damaged index)") from None
+
+    def _load_committed(self) -> None:
+        """Load the committed generation. A save by another process may delete its folder
+        while we read it: then the commit record has moved on, and we start over."""
+        for _ in range(CHANGED_RETRIES):
+            state, documents = self.store.snapshot()
+            state = state or self._legacy_state()
+            try:
+                arrays = self._read_generation(state)
+                if not len(arrays[0]) == state.count == documents:
+                    raise IndexFileError(
+                        f"index {self.path} is damaged: {len(arrays[0])} vectors, {documents} "
+                        f"documents, commit record says {state.count}")
+            except IndexFileError:
+                now = self.store.state()
+                if now is not None and now.generation != state.generation:
+                    continue  # a save replaced the generation while we read it
+                raise
+            self._keys, self._codes, self._int8, self._usearch = arrays
+            self._state = state
+            return
+        raise IndexFileError(f"index {self.path} kept changing while being opened; try again")
+
+    def _read_generation(self, state: IndexState,
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, UsearchIndex]:
+        nbytes = C.code_bytes(self.dim)
+        if state.generation == 0:
+            return (np.empty(0, np.uint64), np.empty((0, nbytes), np.uint8),
+                    np.empty((0, self.dim), np.int8), self._new_usearch())
+        folder = self._gen_dir(state.generation)
+        if not folder.is_dir():
+            raise IndexFileError(f"index {self.path} is damaged: {folder.name}/ is missing")
+        try:
+            self._check_files(folder, state)
+            mmap = "r" if self.view else None
+            keys = np.load(folder / "keys.npy", mmap_mode=mmap, allow_pickle=False)
+            codes = np.load(folder / "codes.npy", mmap_mode=mmap, allow_pickle=False)
+            int8 = np.load(folder / "int8.npy", mmap_mode=mmap, allow_pickle=False)
+            usearch = UsearchIndex.restore(str(folder / "codes.usearch"), view=self.view)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise EdgembedError(f"cannot read index files in {folder}: {exc}") from None
-        if self._usearch is None or not (len(self._keys) == len(self._codes) == len(self._int8)
-                                         == len(self._usearch)):
-            raise EdgembedError(f"index files in {folder} disagree in size (damaged index)")
+            raise IndexFileError(f"cannot read index files in {folder} (damaged): "
+                                 f"{_reason(exc)}") from None
+        shapes_ok = (keys.dtype == np.uint64 and keys.ndim == 1
+                     and codes.dtype == np.uint8 and codes.shape == (len(keys), nbytes)
+                     and int8.dtype == np.int8 and int8.shape == (len(keys), self.dim)
+                     and usearch is not None and len(usearch) == len(keys)
+                     and usearch.ndim == self.dim)
+        if not shapes_ok or not bool(np.all(keys[1:] > keys[:-1])):
+            raise IndexFileError(f"index files in {folder} disagree in size or order "
+                                 "(damaged index)")
+        return keys, codes, int8, usearch
+
+    def _check_files(self, folder: Path, state: IndexState) -> None:
+        """Sizes always (a truncated file is caught before it is mapped), sha256 with
+        `verify` (usearch trusts its file: a flipped byte can crash it)."""
+        for name in VECTOR_FILES:
+            path = folder / name
+            size = path.stat().st_size
+            expected = (state.files or {}).get(name)
+            if expected is None:
+                if state.files is not None:
+                    raise IndexFileError(f"the commit record of {folder} lacks {name}")
+                continue
+            if size != expected["bytes"]:
+                raise IndexFileError(f"{path} has {size} bytes, the commit record says "
+                                     f"{expected['bytes']} (truncated or damaged index file)")
+            if self.verify and sha256_file(path) != expected["sha256"]:
+                raise IndexFileError(f"checksum mismatch for {path}: the file was modified "
+                                     "or damaged (restore the index or re-index)")
+
+    def _sync(self) -> None:
+        """Follow saves made by other processes: load the committed generation if it moved
+        on. A writer with unsaved changes holds the writer lock, so nobody else saved."""
+        if self._dirty:
+            return
+        version = self.store.data_version()
+        if version == self._seen_version:
+            return  # nobody committed since we last looked: the common case, ~10 µs
+        state = self.store.state()
+        self._seen_version = version
+        if state is None or state.generation == self._state.generation:
+            return
+        with self._rw.writing():
+            now = self.store.state()
+            if not self._dirty and now is not None and now.generation != self._state.generation:
+                self._load_committed()
 
     # ------------------------------------------------------------ writing
 
@@ -199,27 +357,55 @@ class Index:
         if self.view:
             raise EdgembedError("this index was opened with view=True and is read-only")
 
+    def begin_write(self) -> None:
+        """Become the index's writer now: take the writer lock (`IndexLockedError` if
+        another writer holds it) and load whatever another process saved before. `add`,
+        `remove` and `save` do this themselves; call it first when what you will change
+        depends on what you read (as `edgembed index` does). Ends at `save()` or `close()`."""
+        self._writable()
+        with self._changing, self._rw.writing():
+            self._begin_write()
+
+    def _begin_write(self) -> None:
+        """Caller holds `_changing` and the write side of `_rw`."""
+        if self._dirty:
+            return
+        self._writer.acquire()
+        try:
+            self.store.begin()
+            state = self.store.state()
+            if state is not None and state.generation != self._state.generation:
+                self._load_committed()  # inside the write transaction: the latest state
+        except BaseException:
+            self.store.rollback()
+            self._writer.release()
+            raise
+        self._dirty = True
+
     def add(self, texts: str | Sequence[str], ids: Sequence[Any] | None = None,
             metadata: Sequence[dict[str, Any] | None] | None = None, batch_size: int = 32,
             show_progress: bool | None = None) -> list[Any]:
         """Encode and add documents; returns their ids (default: new integer ids).
 
         Texts are encoded in blocks of ADD_BLOCK, so memory stays bounded; a progress bar
-        shows on a terminal for large inputs."""
+        shows on a terminal for large inputs. Searches in other threads go on meanwhile."""
+        self._writable()
         items = [texts] if isinstance(texts, str) else check_texts(texts)
         items = [replace_lone_surrogates(text) for text in items]  # stored as embedded
-        ids, metadata = self._check_ids_metadata(len(items), ids, metadata)
         if show_progress is None:
             show_progress = len(items) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty()
-        with tqdm(total=len(items), disable=not show_progress, unit="text",
-                  desc="indexing") as bar:
-            for start in range(0, len(items), ADD_BLOCK):
-                block = slice(start, start + ADD_BLOCK)
-                vectors = self.encoder.encode(items[block], batch_size=batch_size,
-                                              kind="document", show_progress=False)
-                self.add_vectors(vectors, texts=items[block], ids=ids[block],
-                                 metadata=metadata[block])
-                bar.update(len(vectors))
+        with self._changing:
+            self.begin_write()
+            ids, metadata = self._check_ids_metadata(len(items), ids, metadata)
+            with tqdm(total=len(items), disable=not show_progress, unit="text",
+                      desc="indexing") as bar:
+                for start in range(0, len(items), ADD_BLOCK):
+                    block = slice(start, start + ADD_BLOCK)
+                    vectors = self.encoder.encode(items[block], batch_size=batch_size,
+                                                  kind="document", show_progress=False)
+                    self.add_vectors(vectors, texts=items[block], ids=ids[block],
+                                     metadata=metadata[block])
+                    bar.update(len(vectors))
         return ids
 
     def add_vectors(self, vectors: np.ndarray, texts: Sequence[str | None] | None = None,
@@ -233,34 +419,48 @@ class Index:
         if not np.isfinite(vectors).all():
             raise EdgembedError("vectors contain NaN or infinity")
         count = len(vectors)
-        ids, metadata = self._check_ids_metadata(count, ids, metadata)
         if texts is None:
             texts = [None] * count
-        elif len(texts) != count:
-            raise EdgembedError(f"{len(texts)} texts for {count} vectors")
-        if count == 0:
-            return ids
-        start = int(self.meta["next_key"])
-        keys = np.arange(start, start + count, dtype=np.uint64)
-        self.store.insert(keys.tolist(), ids, texts, metadata)  # raises on duplicate ids
+        else:
+            if isinstance(texts, (str, bytes)) or len(texts) != count:
+                raise EdgembedError(f"texts must be a sequence of {count} str (one per vector)")
+            for position, text in enumerate(texts):
+                if text is not None and not isinstance(text, str):
+                    raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
+            texts = [None if text is None else replace_lone_surrogates(text) for text in texts]
         packed = C.pack_signs(vectors)
-        self._usearch.add(keys, packed)
-        self._keys = np.concatenate([self._keys, keys])
-        self._codes = np.concatenate([self._codes, packed])
-        self._int8 = np.concatenate([self._int8, C.quantize_int8(vectors, self.ranges)])
-        self.meta["next_key"] = start + count
+        quantized = C.quantize_int8(vectors, self.ranges)
+        with self._changing, self._rw.writing():
+            self._begin_write()
+            ids, metadata = self._check_ids_metadata(count, ids, metadata)
+            if count == 0:
+                return ids
+            start = self._state.next_key
+            keys = np.arange(start, start + count, dtype=np.uint64)
+            new_keys = np.concatenate([self._keys, keys])
+            new_codes = np.concatenate([self._codes, packed])
+            new_int8 = np.concatenate([self._int8, quantized])
+            with self.store.savepoint():  # the rows go if usearch fails
+                self.store.insert(keys.tolist(), ids, texts, metadata)  # raises on duplicates
+                self._usearch.add(keys, packed)
+            self._keys, self._codes, self._int8 = new_keys, new_codes, new_int8
+            self._state = IndexState(self._state.generation, start + count, len(new_keys),
+                                     self._state.files)
+            self._vectors_changed = True
         return ids
 
     def _check_ids_metadata(self, count: int, ids: Sequence[Any] | None,
                             metadata: Sequence[dict[str, Any] | None] | None,
                             ) -> tuple[list[Any], list[dict[str, Any] | None]]:
         if ids is None:
-            start = int(self.meta["next_key"])
+            start = self._state.next_key
             ids = list(range(start, start + count))
             taken = self.store.existing_ids(ids)
             if taken:  # caller-chosen integer ids may collide with automatic ones
                 raise EdgembedError(f"automatic id {taken[0]} is taken; pass ids explicitly")
         else:
+            if isinstance(ids, (str, bytes)):
+                raise TypeError("ids must be a sequence of str or int, not a single string")
             ids = list(ids)
             if len(ids) != count:
                 raise EdgembedError(f"{len(ids)} ids for {count} texts")
@@ -270,6 +470,8 @@ class Index:
         if metadata is None:
             metadata = [None] * count
         else:
+            if isinstance(metadata, Mapping):
+                raise TypeError("metadata must be a sequence of dicts (one per text)")
             metadata = list(metadata)
             if len(metadata) != count:
                 raise EdgembedError(f"{len(metadata)} metadata entries for {count} texts")
@@ -277,64 +479,162 @@ class Index:
                 if meta is not None and not isinstance(meta, Mapping):
                     raise TypeError(f"metadata[{position}] must be a dict or None")
             metadata = [None if m is None else dict(m) for m in metadata]
+            for position, meta in enumerate(metadata):
+                try:
+                    json.dumps(meta, ensure_ascii=False)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"metadata[{position}] is not JSON-serialisable: "
+                                    f"{exc}") from None
         return ids, metadata
 
     def remove(self, ids: Any | Sequence[Any]) -> int:
         """Remove documents by id; unknown ids are ignored. Returns how many were removed."""
         self._writable()
-        if isinstance(ids, (str, int)):
+        if isinstance(ids, (str, int, np.integer)):
             ids = [ids]
-        keys = self.store.keys_for(ids)
-        if not keys:
-            return 0
-        key_array = np.asarray(sorted(keys), dtype=np.uint64)
-        self._usearch.remove(key_array)
-        keep = ~np.isin(self._keys, key_array)
-        self._keys, self._codes, self._int8 = self._keys[keep], self._codes[keep], self._int8[keep]
-        self.store.delete_keys(keys)
-        return len(keys)
+        elif isinstance(ids, (bytes, Mapping)) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be an id (str or int) or a sequence of ids, got "
+                            f"{type(ids).__name__}")
+        ids = list(ids)
+        with self._changing, self._rw.writing():
+            self._begin_write()
+            keys = self.store.keys_for(ids)
+            if not keys:
+                return 0
+            key_array = np.asarray(sorted(keys), dtype=np.uint64)
+            keep = ~np.isin(self._keys, key_array)
+            self.store.delete_keys(keys)
+            self._usearch.remove(key_array)
+            self._keys, self._codes, self._int8 = \
+                self._keys[keep], self._codes[keep], self._int8[keep]
+            self._state = IndexState(self._state.generation, self._state.next_key,
+                                     len(self._keys), self._state.files)
+            self._vectors_changed = True
+            return len(keys)
+
+    def files(self) -> dict[str, FileState]:
+        """The table of indexed files (`edgembed index`): path → size, mtime, sha256."""
+        return self.store.files()
+
+    def set_file(self, state: FileState) -> None:
+        self._writable()
+        with self._changing, self._rw.writing():
+            self._begin_write()
+            self.store.set_file(state)
+
+    def drop_file(self, path: str) -> None:
+        self._writable()
+        with self._changing, self._rw.writing():
+            self._begin_write()
+            self.store.drop_file(path)
 
     def save(self) -> None:
-        """Write a new generation of the vector files, commit the documents, then switch
-        `index.json` to it atomically. A crash at any point leaves the previous index."""
+        """Make the changes durable: see "Saving" in the module docstring. A crash at any
+        point leaves the old or the new index; a failure (say, a full disk) raises
+        `IndexWriteError`, leaves the saved index as it was and keeps the changes in memory,
+        so `save()` can be tried again."""
         self._writable()
-        generation = int(self.meta["generation"]) + 1
-        staging = Path(tempfile.mkdtemp(prefix=f".gen-{generation}.", dir=self.path))
+        with self._changing:
+            if not self._dirty:
+                return
+            state = self._state
+            if self._vectors_changed or state.files is None:  # format 1: no checksums yet
+                committed = self.store.state()  # the truth, if a commit went unnoticed
+                generation = max(state.generation, committed.generation if committed else 0) + 1
+                try:
+                    files = self._write_generation(generation)
+                except (OSError, RuntimeError) as exc:
+                    raise IndexWriteError(
+                        f"cannot save index {self.path}: {_reason(exc)}; the saved index is "
+                        "unchanged (free space or fix the cause, then save again)") from None
+                state = IndexState(generation, state.next_key, len(self._keys), files)
+            with self._rw.writing():
+                try:
+                    self.store.set_state(state)
+                    self.store.commit()
+                    self.store.checkpoint()
+                except IndexWriteError:
+                    if not self.store.in_transaction:  # SQLite gave the transaction up
+                        self._abandon_changes()
+                        raise IndexWriteError(
+                            f"cannot save index {self.path}: SQLite failed to commit and "
+                            "rolled back; the saved index is unchanged, the unsaved changes "
+                            "are lost") from None
+                    raise
+                self._state = state
+                self._dirty = self._vectors_changed = False
+            try:
+                self._remove_stale()
+                if self.meta.get("format_version") != FORMAT_VERSION:
+                    self.meta = {key: value for key, value in self.meta.items()
+                                 if key not in ("generation", "next_key", "count")}
+                    self.meta["format_version"] = FORMAT_VERSION
+                    _write_json_atomic(self.path / META_FILE, self.meta)
+            except OSError:
+                pass  # the commit stands; leftovers are removed by the next save
+            finally:
+                self._writer.release()
+
+    def _write_generation(self, generation: int) -> dict[str, dict[str, Any]]:
+        """Vector files of `generation`, durable in gen-N before anything points to it;
+        returns their sizes and checksums for the commit record."""
+        staging = self.path / f".gen-{generation}.{os.getpid()}.{secrets.token_hex(4)}"
+        staging.mkdir()  # not tempfile.mkdtemp: its mode 0700 would shut out other users
         try:
             self._usearch.save(str(staging / "codes.usearch"))
             for name, array in (("keys", self._keys), ("codes", self._codes),
                                 ("int8", self._int8)):
                 np.save(staging / f"{name}.npy", np.ascontiguousarray(array))
-            for file in staging.iterdir():
-                _fsync_file(file)
+            files = {}
+            for name in VECTOR_FILES:
+                _fsync_file(staging / name)
+                files[name] = {"bytes": (staging / name).stat().st_size,
+                               "sha256": sha256_file(staging / name)}
             _fsync_dir(staging)
             final = self._gen_dir(generation)
-            shutil.rmtree(final, ignore_errors=True)  # leftover of an interrupted save
+            shutil.rmtree(final, ignore_errors=True)  # never committed: nobody reads it
             os.replace(staging, final)
             _fsync_dir(self.path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        self.store.commit()
-        self.meta.update(generation=generation, count=len(self._keys))
-        _write_json_atomic(self.path / META_FILE, self.meta)
+        return files
+
+    def _remove_stale(self) -> None:
+        """Older generations and leftovers of interrupted saves. Only the writer runs
+        this; readers that still use an old generation keep their open files."""
+        current = self._gen_dir(self._state.generation)
         for old in [*self.path.glob("gen-*"), *self.path.glob(".gen-*")]:
-            if old != final:  # older generations and leftovers of interrupted saves
+            if old != current:
                 shutil.rmtree(old, ignore_errors=True)
 
+    def _abandon_changes(self) -> None:
+        """Back to the committed state: the transaction is gone, so are the changes."""
+        self.store.rollback()
+        self._dirty = self._vectors_changed = False
+        self._writer.release()
+        self._load_committed()
+
     def close(self) -> None:
-        """Close the document store, dropping unsaved document changes."""
-        if not self.view:
-            self.store.rollback()
-        self.store.close()
+        """Close the document store, dropping unsaved changes."""
+        with self._changing, self._rw.writing():
+            try:
+                if self._dirty:
+                    self.store.rollback()
+            finally:
+                self._dirty = False
+                self.store.close()
+                self._writer.release()
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None and not self.view:
-            self.save()
-        self.close()
+        try:
+            if exc_type is None and not self.view:
+                self.save()
+        finally:
+            self.close()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -346,24 +646,61 @@ class Index:
         """Search by text: a list of hits for one query, a list of lists for several.
         Queries get the model's query prefix. See the module docstring for `rescore`."""
         single = isinstance(query_or_queries, str)
-        queries = [query_or_queries] if single else list(query_or_queries)
+        queries = [query_or_queries] if single else check_texts(query_or_queries)
+        _check_k_rescore(k, rescore)
         vectors = self.encoder.encode(queries, kind="query") if queries else \
             np.empty((0, self.dim), np.float32)
-        results = self.search_vectors(vectors, k=k, rescore=rescore, exact=exact)
-        docs = self.store.fetch([key for keys, _ in results for key in keys])
+        hits = self.search_by_vectors(vectors, k=k, rescore=rescore, exact=exact)
+        return hits[0] if single else hits
+
+    def search_by_vectors(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
+                          exact: bool | None = None) -> list[list[Hit]]:
+        """`search` for float query vectors (kind="query"): per query, its hits. The hits'
+        documents are read from the same committed state as the vectors searched."""
+        q = self._check_search(queries, k, rescore)
+        for _ in range(CHANGED_RETRIES):
+            self._sync()
+            with self._rw.reading():
+                generation = self._state.generation
+                results = self._search_vectors(q, k, rescore, exact)
+                seen, docs = self.store.fetch_at([key for keys, _ in results for key in keys])
+            if self._dirty or seen is None or seen == generation:
+                break  # else another process saved in between: search its generation
+        else:
+            raise EdgembedError(f"index {self.path} kept changing during a search; try again")
         hits = []
         for keys, scores in results:
             row = []
             for key, score in zip(keys, scores, strict=True):
-                doc_id, text, meta = docs.get(int(key), (None, None, None))
+                if int(key) not in docs:  # documents are never removed before their vectors
+                    raise IndexFileError(f"document store {self.store.path} is damaged: no "
+                                         f"document for vector {int(key)}")
+                doc_id, text, meta = docs[int(key)]
                 row.append(Hit(doc_id, float(score), text, meta))
             hits.append(row)
-        return hits[0] if single else hits
+        return hits
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
                        exact: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Search by float query vectors: per query, (keys, scores) best first."""
         q = self._check_search(queries, k, rescore)
+        self._sync()
+        with self._rw.reading():
+            return self._search_vectors(q, k, rescore, exact)
+
+    def first_stage(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
+                    exact: bool | None = None) -> list[np.ndarray]:
+        """Keys of the candidates that int8 rescoring would see (best first): what
+        `edgembed eval` measures as first-stage recall."""
+        q = self._check_search(queries, k, rescore)
+        self._sync()
+        with self._rw.reading():
+            return [np.asarray(self._keys[rows]) for rows, _ in
+                    self._first_stage(q, k, rescore, exact)]
+
+    def _search_vectors(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Caller holds the read side of `_rw`."""
         out = []
         for vector, (rows, scores) in zip(q, self._first_stage(q, k, rescore, exact),
                                           strict=True):
@@ -374,24 +711,18 @@ class Index:
             out.append((np.asarray(self._keys[rows]), scores.astype(np.float32)))
         return out
 
-    def first_stage(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
-                    exact: bool | None = None) -> list[np.ndarray]:
-        """Keys of the candidates that int8 rescoring would see (best first): what
-        `edgembed eval` measures as first-stage recall."""
-        q = self._check_search(queries, k, rescore)
-        return [np.asarray(self._keys[rows]) for rows, _ in
-                self._first_stage(q, k, rescore, exact)]
-
     def _check_search(self, queries: np.ndarray, k: int, rescore: int) -> np.ndarray:
-        if not isinstance(k, int) or k < 1:
-            raise EdgembedError(f"k must be a positive integer, got {k!r}")
-        if not isinstance(rescore, int) or rescore < 0:
-            raise EdgembedError(f"rescore must be an integer >= 0, got {rescore!r}")
-        q = np.asarray(queries, dtype=np.float32)
+        _check_k_rescore(k, rescore)
+        try:
+            q = np.asarray(queries, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise EdgembedError("query vectors must be a float array") from None
         if q.ndim == 1:
             q = q[None, :]
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise EdgembedError(f"query vectors must have {self.dim} dimensions")
+        if not np.isfinite(q).all():
+            raise EdgembedError("query vectors contain NaN or infinity")
         return q
 
     def _first_stage(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
@@ -436,12 +767,50 @@ class Index:
         return out
 
 
+def _check_k_rescore(k: int, rescore: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise EdgembedError(f"k must be a positive integer, got {k!r}")
+    if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
+        raise EdgembedError(f"rescore must be an integer >= 0, got {rescore!r}")
+
+
 def _top(scores: np.ndarray, count: int) -> np.ndarray:
     """Indices of the `count` highest scores, best first (ties keep their order)."""
     if count < len(scores):
         part = np.argpartition(-scores, count - 1)[:count]
         return part[np.argsort(-scores[part], kind="stable")]
     return np.argsort(-scores, kind="stable")
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    """index.json, checked: format, a version this code reads, the keys it needs."""
+    meta_path = root / META_FILE
+    if not meta_path.is_file():
+        raise IndexFileError(f"no edgembed index at {root} (missing {META_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(f"unreadable index metadata {meta_path}: {_reason(exc)}") \
+            from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise IndexFileError(f"{meta_path} is not edgembed index metadata "
+                             f"(format != {FORMAT_NAME!r})")
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise IndexFileError(
+            f"{meta_path} has format_version {version!r}; this edgembed reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (upgrade edgembed or re-index)")
+    try:
+        if not isinstance(meta["package_id"], str) or meta["mode"] not in MODES or \
+                int(meta["dim"]) < 1:
+            raise ValueError
+        ranges = C.Int8Ranges.from_json(meta["int8"])
+        if ranges.lo.shape != (int(meta["dim"]),) or ranges.hi.shape != ranges.lo.shape:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise IndexFileError(f"{meta_path} lacks required fields or has invalid ones "
+                             "(package_id, dim, mode, int8)") from None
+    return meta
 
 
 def _encoder_for(meta: dict[str, Any]) -> Encoder:
@@ -454,5 +823,5 @@ def _encoder_for(meta: dict[str, Any]) -> Encoder:
                 continue
             if package.package_id == meta["package_id"]:
                 return Encoder.load(candidate)
-    raise EdgembedError(f"the index was built with model {meta['package_id']}, which is not at "
-                        f"{meta.get('package_path')}; pass encoder=Encoder.load(PATH_TO_IT)")
+    raise IndexFileError(f"the index was built with model {meta['package_id']}, which is not "
+                         f"at {meta.get('package_path')}; pass encoder=Encoder.load(PATH_TO_IT)")

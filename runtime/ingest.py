@@ -136,11 +136,14 @@ def passage_id(path: str, number: int) -> str:
 
 def index_paths(index: Index, paths: Sequence[str | Path],
                 show_progress: bool | None = None) -> IngestReport:
-    """Bring `index` up to date with the files under `paths`, then save it."""
+    """Bring `index` up to date with the files under `paths`, then save it. The writer lock
+    is taken first, so what is compared is what this run will change. A file that cannot be
+    read is reported and keeps what the index held for it."""
     report = IngestReport()
     roots = [Path(p).expanduser().resolve() for p in paths]
     found = list(dict.fromkeys(walk(paths)))
-    known = index.store.files()
+    index.begin_write()
+    known = index.files()
     chunker = Chunker(index.encoder.tokenizer, index.encoder.max_seq_length,
                       index.encoder.prefix("document"))
     texts: list[str] = []
@@ -148,16 +151,20 @@ def index_paths(index: Index, paths: Sequence[str | Path],
     metadata: list[dict[str, Any]] = []
     for path in found:
         key = str(path)
-        stat = path.stat()
         old = known.get(key)
-        if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
-            report.unchanged_files += 1
+        try:
+            stat = path.stat()
+            if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+                report.unchanged_files += 1
+                continue
+            data = path.read_bytes()
+        except OSError as exc:  # vanished or unreadable since the walk: keep what we had
+            report.warnings.append(f"{path}: cannot read ({exc.strerror or exc}), skipped")
             continue
-        data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if old and old.sha256 == digest:
-            index.store.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest,
-                                           old.n_passages))
+            index.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest,
+                                     old.n_passages))
             report.unchanged_files += 1
             continue
         if old:
@@ -174,13 +181,13 @@ def index_paths(index: Index, paths: Sequence[str | Path],
                 metadata.append({"file": key, "passage": count, "start": start, "end": end,
                                  **meta})
                 count += 1
-        index.store.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest, count))
-    present = {str(p) for p in found}
+        index.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest, count))
+    present = {str(p) for p in found}  # an unreadable file keeps its passages
     for key, state in known.items():
         if key not in present and any(Path(key).is_relative_to(root) for root in roots):
             report.passages_removed += index.remove(
                 [passage_id(key, i) for i in range(state.n_passages)])
-            index.store.drop_file(key)
+            index.drop_file(key)
             report.removed_files += 1
     if texts:
         index.add(texts, ids=ids, metadata=metadata, show_progress=show_progress)

@@ -7,14 +7,18 @@ the same tuned settings, and every onnxruntime failure is turned into an edgembe
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from .errors import EdgembedError, ModelLoadError
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+# onnxruntime would try to start that many threads; more than this is a mistake, not a plan.
+MAX_THREADS = 1024
 
 
 def default_threads() -> int:
@@ -28,6 +32,10 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
         return list(DEFAULT_PROVIDERS)
     if isinstance(providers, str):
         providers = [providers]
+    if not isinstance(providers, (list, tuple)) or not providers \
+            or not all(isinstance(name, str) for name in providers):
+        raise EdgembedError("providers must be a provider name or a non-empty list of them, "
+                            f"got {reprlib.repr(providers)}")
     available = ort.get_available_providers()
     unknown = [name for name in providers if name not in available]
     if unknown:
@@ -36,6 +44,17 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
             f"available: {', '.join(available)}"
         )
     return list(providers)
+
+
+def check_threads(threads: object) -> int | None:
+    """None (use the default) or an int in 1..MAX_THREADS; numpy integers count, bools don't."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+            or not 1 <= threads <= MAX_THREADS:
+        raise EdgembedError(f"threads must be an integer in 1..{MAX_THREADS}, "
+                            f"got {reprlib.repr(threads)}")
+    return int(threads)
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -52,8 +71,7 @@ def create_session(
     model_path: Path | bytes, threads: int | None = None, providers: Sequence[str] | None = None
 ) -> ort.InferenceSession:
     """A session on a model file (or serialised model bytes, as the exporter's search uses)."""
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise EdgembedError(f"threads must be a positive integer, got {threads!r}")
+    threads = check_threads(threads)
     chosen = resolve_providers(providers)
     try:
         return ort.InferenceSession(
@@ -61,6 +79,24 @@ def create_session(
             sess_options=session_options(threads), providers=chosen
         )
     except Exception as exc:  # onnxruntime raises several private exception types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         name = "the in-memory model" if isinstance(model_path, bytes) else model_path
-        raise ModelLoadError(f"cannot load {name} with onnxruntime: {first_line}") from None
+        raise ModelLoadError(f"cannot load {name} with onnxruntime: {first_line(exc)}") from None
+
+
+def run_session(session: ort.InferenceSession, output: str,
+                feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """One forward pass; an onnxruntime failure (a token id the model has no embedding for,
+    a sequence longer than its position table, memory) becomes one EdgembedError line.
+    `InferenceSession.run` is thread-safe, so concurrent callers need no lock."""
+    try:
+        return session.run([output], feeds)[0]
+    except Exception as exc:
+        shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in feeds.items())
+        raise EdgembedError(f"onnxruntime failed to run the model on {shapes}: "
+                            f"{first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, bounded; its type name if it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from .errors import ModelLoadError
+from .errors import EdgembedError, ModelLoadError
+from .session import first_line
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -27,17 +28,41 @@ def replace_lone_surrogates(text: str) -> str:
 
 
 def load_tokenizer(path: Path, max_length: int) -> tuple[Tokenizer, int]:
-    """Return the tokenizer (truncating, not padding) and its pad token id."""
+    """Return the tokenizer (truncating, not padding) and its pad token id. A tokenizer that
+    cannot encode the empty text within `max_length` tokens is refused here, at load time."""
     try:
         tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for bad JSON
-        raise ModelLoadError(f"cannot load tokenizer {path}: {str(exc).strip()[:200]}") from None
-    pad_id = (tokenizer.padding or {}).get("pad_id")
-    if pad_id is None:
-        pad_id = tokenizer.token_to_id("[PAD]") or tokenizer.token_to_id("<pad>") or 0
-    tokenizer.no_padding()
+        pad_id = (tokenizer.padding or {}).get("pad_id")
+        if pad_id is None:
+            pad_id = tokenizer.token_to_id("[PAD]") or tokenizer.token_to_id("<pad>") or 0
+        tokenizer.no_padding()
+        specials = len(tokenizer.encode("").ids)
+    except BaseException as exc:  # bare Exception for bad JSON; PanicException for worse
+        if not _is_tokenizers_failure(exc):
+            raise
+        raise ModelLoadError(f"cannot load tokenizer {path}: {first_line(exc)}") from None
+    if specials >= max_length:
+        raise ModelLoadError(f"max_seq_length {max_length} leaves no room for text: the "
+                             f"tokenizer {path} adds {specials} special tokens to every text")
     tokenizer.enable_truncation(max_length=max_length)
     return tokenizer, int(pad_id)
+
+
+def tokenize(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text. `encode_batch` only reads the tokenizer, so threads may share
+    it; its failures (a vocabulary without an unknown token, say) become EdgembedError."""
+    try:
+        return [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+    except BaseException as exc:
+        if not _is_tokenizers_failure(exc):
+            raise
+        raise EdgembedError(f"the tokenizer failed: {first_line(exc)}") from None
+
+
+def _is_tokenizers_failure(exc: BaseException) -> bool:
+    """tokenizers raises plain Exceptions, and pyo3's PanicException (a BaseException, so
+    that bare `except Exception` misses it) when its Rust code panics."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, width: int | None = None,
@@ -45,7 +70,7 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, width: int | None = No
     """Token id rows → (input_ids, attention_mask) int64 arrays padded to `width` (default:
     the longest row) and `height` rows (default: as many as given; spare rows copy row 0
     so a fixed-batch graph never sees an all-padding row)."""
-    width = width or max(len(row) for row in rows)
+    width = width or max(1, max((len(row) for row in rows), default=0))
     height = height or len(rows)
     input_ids = np.full((height, width), pad_id, dtype=np.int64)
     mask = np.zeros((height, width), dtype=np.int64)

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edgembed import Encoder, Index
+from edgembed import Encoder, Hit, Index
 from edgembed import codes as C
-from edgembed.errors import EdgembedError
+from edgembed.errors import EdgembedError, IndexWriteError
 from edgembed.index import OVERFETCH
 
 
@@ -177,12 +177,14 @@ def test_failed_save_keeps_previous_index(index, default_encoder, monkeypatch):
         return original(path, array, *args, **kwargs)
 
     monkeypatch.setattr(np, "save", failing_save)
-    with pytest.raises(OSError):
+    with pytest.raises(IndexWriteError, match="No space left on device"):
         index.save()
     monkeypatch.setattr(np, "save", original)
     assert not list(index.path.glob(".gen-*"))  # no half-written generation left behind
-    reopened = Index.open(index.path, encoder=default_encoder)
+    reopened = Index.open(index.path, encoder=default_encoder, view=True)
     assert len(reopened) == 150
+    index.save()  # the changes were kept: with space again, the same save succeeds
+    assert len(Index.open(index.path, encoder=default_encoder)) == 151
 
 
 def test_hnsw_mode(tmp_path, default_encoder, doc_vectors, query_vectors):
@@ -213,3 +215,24 @@ def test_lone_surrogates_are_stored_as_replacement_characters(tmp_path, default_
     index.save()
     texts = {hit.id: hit.text for hit in index.search("broken text", k=2)}
     assert texts["bad"] == "broken \ufffd text"
+
+
+def test_add_and_search_take_a_str_or_a_sequence_of_str(tmp_path, default_encoder):
+    index = Index.create(tmp_path / "inputs", default_encoder)
+    assert index.add("one text") == [0]
+    assert index.add(("a tuple", "of texts")) == [1, 2]
+    assert index.add(text for text in ["from a generator"]) == [3]
+    single = index.search("one text", k=2)
+    assert isinstance(single[0], Hit) and single[0].id == 0
+    batch = index.search(("one text", "a tuple"), k=1)
+    assert [row[0].id for row in batch] == [0, 1]
+    for bad in (b"bytes", None, 42, ["ok", 7]):
+        with pytest.raises(TypeError):
+            index.search(bad)
+        with pytest.raises(TypeError):
+            index.add(bad)
+    with pytest.raises(TypeError, match="single string"):
+        index.add(["x"], ids="x")
+    with pytest.raises(TypeError, match="sequence of dicts"):
+        index.add(["x"], metadata={"a": 1})
+    assert len(index) == 4

@@ -1,0 +1,504 @@
+"""`edgembed serve`: a local HTTP server with OpenAI's embeddings API, and search over an index.
+
+Starlette + uvicorn (the `serve` extra), imported only here, so `import edgembed` stays slim.
+Requests are parsed and checked by pure functions that raise `ApiError`; every error, ours
+or the framework's (404, 405), is answered in OpenAI's error shape, and anything unexpected
+becomes a 500 with that shape, never a dead process. Encoding goes through one `Batcher`
+worker thread, so concurrent requests share batches and the event loop never waits on the
+model; parsing, quantization and JSON rendering run in the thread pool.
+
+Limits (all `edgembed serve` options): request body bytes (413), inputs per request (400),
+texts waiting to be encoded (503 with Retry-After), open connections (503, by uvicorn),
+seconds to receive a body (408). Texts longer than the model reads are truncated to its
+`max_seq_length` tokens, as `Encoder.encode` does; `usage` counts the tokens it read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import codes
+from .batcher import Batcher, BatcherClosed, EncodeFn, QueueFull
+from .encoder import KINDS, Encoder
+from .errors import EdgembedError
+from .index import Index
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+ENCODING_FORMATS = ("float", "base64")
+MAX_RESCORE = 64
+EMBEDDING_FIELDS = ("input", "model", "encoding_format", "dimensions", "precision", "kind",
+                    "user")
+SEARCH_FIELDS = ("query", "k", "rescore", "model", "user")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request, and the server as a whole, may ask for."""
+
+    max_body_bytes: int = 4 * 1024 * 1024  # OpenAI's 2048 inputs of ~2 kB each fit
+    max_inputs: int = 2048  # texts per request, as OpenAI
+    max_k: int = 1000  # search results per query
+    max_batch: int = 64  # texts the worker gathers into one encode call
+    batch_wait_ms: float = 2.0  # how long the worker waits for more texts
+    max_queue: int = 16384  # texts waiting to be encoded before new requests get 503
+    max_connections: int = 512  # concurrent connections before uvicorn answers 503
+    body_timeout: float = 30.0  # seconds to receive a request body (408)
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            low = 0 if name == "batch_wait_ms" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    low <= value < float("inf")):
+                raise EdgembedError(f"{name} must be a number >= {low}, got {value!r}")
+
+
+class ApiError(Exception):
+    """An error answered to the client in OpenAI's shape."""
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+
+# ---------------------------------------------------------------- request parsing (pure)
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 saying what is wrong with it (strict JSON: no NaN)."""
+    if not raw.strip():
+        raise ApiError(400, "the request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "the request body nests too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers
+        raise ApiError(400, f"the request body is not valid JSON: {_short(str(exc))}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the request body must be a JSON object, got {_json_type(data)}")
+    return data
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _check_fields(body: dict[str, Any], allowed: Sequence[str]) -> None:
+    for name in body:
+        if name not in allowed:
+            raise ApiError(400, f"unknown field {_short(name, 60)!r}; accepted: "
+                           f"{', '.join(allowed)}", param=_short(name, 60),
+                           code="unknown_parameter")
+
+
+def _optional_str(body: dict[str, Any], name: str) -> None:
+    if name in body and body[name] is not None and not isinstance(body[name], str):
+        raise ApiError(400, f"{name} must be a string, got {_json_type(body[name])}", param=name)
+
+
+def _choice(body: dict[str, Any], name: str, choices: Sequence[str], default: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        shown = repr(_short(value, 60)) if isinstance(value, str) else _json_type(value)
+        raise ApiError(400, f"{name} must be one of {', '.join(choices)}; got {shown}",
+                       param=name, code="invalid_value")
+    return value
+
+
+def _integer(body: dict[str, Any], name: str, default: int | None, low: int, high: int,
+             ) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"{name} must be an integer, got {_json_type(value)}", param=name)
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}, got "
+                       f"{_short(str(value), 30)}", param=name, code="invalid_value")
+    return value
+
+
+def _texts(body: dict[str, Any], name: str, max_inputs: int) -> list[str]:
+    """A str or a non-empty list of str; token arrays (lists of ints) are refused by name."""
+    if name not in body or body[name] is None:
+        raise ApiError(400, f"{name} is required: a string or a list of strings", param=name,
+                       code="missing_required_parameter")
+    value = body[name]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ApiError(400, f"{name} must be a string or a list of strings, got "
+                       f"{_json_type(value)}", param=name)
+    if not value:
+        raise ApiError(400, f"{name} must not be an empty list", param=name)
+    if len(value) > max_inputs:
+        raise ApiError(400, f"{name} has {len(value)} items; at most {max_inputs} per request",
+                       param=name, code="too_many_inputs")
+    for position, item in enumerate(value):
+        if not isinstance(item, str):
+            hint = "; token arrays are not supported, send text" if isinstance(
+                item, (int, list)) and not isinstance(item, bool) else ""
+            raise ApiError(400, f"{name}[{position}] is {_json_type(item)}, expected a "
+                           f"string{hint}", param=f"{name}[{position}]")
+    return value
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    texts: list[str]
+    encoding_format: str
+    precision: str
+    dimensions: int | None
+    kind: str
+
+
+def parse_embedding_request(body: dict[str, Any], dim: int, limits: Limits) -> EmbeddingRequest:
+    _check_fields(body, EMBEDDING_FIELDS)
+    _optional_str(body, "model")
+    _optional_str(body, "user")
+    return EmbeddingRequest(
+        texts=_texts(body, "input", limits.max_inputs),
+        encoding_format=_choice(body, "encoding_format", ENCODING_FORMATS, "float"),
+        precision=_choice(body, "precision", codes.PRECISIONS, "float32"),
+        dimensions=_integer(body, "dimensions", None, 1, dim),
+        kind=_choice(body, "kind", KINDS, "document"))
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    queries: list[str]
+    k: int
+    rescore: int
+
+
+def parse_search_request(body: dict[str, Any], limits: Limits) -> SearchRequest:
+    _check_fields(body, SEARCH_FIELDS)
+    _optional_str(body, "model")
+    _optional_str(body, "user")
+    return SearchRequest(queries=_texts(body, "query", limits.max_inputs),
+                         k=_integer(body, "k", 10, 1, limits.max_k),
+                         rescore=_integer(body, "rescore", 4, 0, MAX_RESCORE))
+
+
+# ---------------------------------------------------------------- responses (pure)
+
+def render(content: Any) -> bytes:
+    """Compact JSON; non-ASCII stays readable unless a lone surrogate forces escapes."""
+    try:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def error_body(status: int, message: str, param: str | None = None,
+               code: str | None = None) -> bytes:
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return render({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+def _usage(tokens: np.ndarray) -> dict[str, int]:
+    total = int(np.sum(tokens))
+    return {"prompt_tokens": total, "total_tokens": total}
+
+
+def embedding_payload(vectors: np.ndarray, tokens: np.ndarray, request: EmbeddingRequest,
+                      model: str) -> bytes:
+    """OpenAI's embeddings response. float32 rows are JSON numbers (exact float32 values) or
+    base64 of little-endian float32 bytes; other precisions are their integer codes, or
+    base64 of the code bytes (int8/binary: signed bytes, ubinary: packed sign bits)."""
+    if request.encoding_format == "base64":
+        little = vectors.astype(vectors.dtype.newbyteorder("<"), copy=False)
+        rows = [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+    else:
+        rows = vectors.tolist()
+    data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
+    return render({"object": "list", "data": data, "model": model, "usage": _usage(tokens)})
+
+
+def hits_payload(results: list[list[dict[str, Any]]], tokens: np.ndarray, model: str) -> bytes:
+    data = [{"object": "search_result", "index": i, "hits": hits}
+            for i, hits in enumerate(results)]
+    return render({"object": "list", "data": data, "model": model, "usage": _usage(tokens)})
+
+
+# ---------------------------------------------------------------- the encoder and the index
+
+def encode_fn(encoder: Encoder) -> EncodeFn:
+    """The batcher's work: float32 rows, and the tokens the model read per text (for usage;
+    tokenizing again costs ~1% of the forward pass)."""
+
+    def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
+        vectors = encoder.encode(texts, kind=kind, show_progress=False)
+        return vectors, encoder.count_tokens(texts, kind=kind)
+
+    return encode
+
+
+def quantize(encoder: Encoder, vectors: np.ndarray, precision: str,
+             dims: int | None) -> np.ndarray:
+    """What `encoder.encode(texts, precision=..., dims=...)` would give for these rows."""
+    try:
+        return encoder.convert(vectors, precision, dims)
+    except EdgembedError as exc:  # e.g. int8 for a package without calibrated ranges
+        raise ApiError(400, str(exc), param="precision") from None
+
+
+def search_hits(index: Index, vectors: np.ndarray, k: int,
+                rescore: int) -> list[list[dict[str, Any]]]:
+    """Hits per query vector, documents read from the same saved state as the vectors (the
+    index is safe for concurrent readers; the server never writes it)."""
+    return [[{"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}
+             for hit in hits]
+            for hits in index.search_by_vectors(vectors, k=k, rescore=rescore)]
+
+
+# ---------------------------------------------------------------- the app
+
+def _json_response(body: bytes, status: int = 200,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """The body, refused with 413 as soon as it is known to be too large (by Content-Length,
+    or while streaming a chunked body), and with 408 if it takes too long to arrive."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise ApiError(413, f"request body of {declared} bytes exceeds the limit of "
+                       f"{limits.max_body_bytes} bytes", code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+
+    async def receive() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise ApiError(413, f"request body exceeds the limit of "
+                               f"{limits.max_body_bytes} bytes", code="request_too_large")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(receive(), limits.body_timeout)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {limits.body_timeout:g} s",
+                       code="timeout") from None
+    return b"".join(chunks)
+
+
+def create_app(encoder: Encoder, index: Index | None = None,
+               limits: Limits | None = None) -> Starlette:
+    """The ASGI app. It starts the batcher's worker thread; the app's shutdown stops it."""
+    limits = limits or Limits()
+    model = str(encoder.manifest["name"])
+    batcher = Batcher(encode_fn(encoder), max_batch=limits.max_batch,
+                      max_wait=limits.batch_wait_ms / 1000, max_queue=limits.max_queue)
+    started, loaded_at = time.monotonic(), int(time.time())
+
+    async def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            future = batcher.submit(texts, kind)
+        except QueueFull as exc:
+            retry = {"Retry-After": "1"}
+            raise ApiError(503, str(exc), code="queue_full", headers=retry) from None
+        except BatcherClosed as exc:
+            raise ApiError(503, str(exc), code="shutting_down") from None
+        return await asyncio.wrap_future(future)
+
+    async def parsed(request: Request, parse: Callable[[dict[str, Any]], Any]) -> Any:
+        raw = await read_body(request, limits)
+        return await run_in_threadpool(lambda: parse(parse_json(raw)))
+
+    async def embeddings(request: Request) -> Response:
+        query = await parsed(request, lambda b: parse_embedding_request(b, encoder.dim, limits))
+        vectors, tokens = await encode(query.texts, query.kind)
+
+        def build() -> bytes:
+            rows = quantize(encoder, vectors, query.precision, query.dimensions)
+            return embedding_payload(rows, tokens, query, model)
+
+        return _json_response(await run_in_threadpool(build))
+
+    async def search(request: Request) -> Response:
+        if index is None:
+            raise ApiError(404, "this server has no index; start it with "
+                           "`edgembed serve --index DIR`", code="no_index")
+        query = await parsed(request, lambda b: parse_search_request(b, limits))
+        vectors, tokens = await encode(query.queries, "query")
+        results = await run_in_threadpool(search_hits, index, vectors, query.k,
+                                          query.rescore)
+        return _json_response(await run_in_threadpool(hits_payload, results, tokens, model))
+
+    async def health(request: Request) -> Response:
+        alive = batcher.alive
+        body = {"status": "ok" if alive else "unavailable", "model": model,
+                "package_id": encoder.package.package_id, "dim": encoder.dim,
+                "max_seq_length": encoder.max_seq_length,
+                "uptime_s": round(time.monotonic() - started, 3),
+                "queue_depth": batcher.queue_depth, "batches": batcher.batches,
+                "index": None if index is None else {"path": str(index.path),
+                                                     "documents": len(index)}}
+        return _json_response(render(body), 200 if alive else 503)
+
+    async def models(request: Request) -> Response:
+        entry = {"id": model, "object": "model", "created": loaded_at, "owned_by": "edgembed"}
+        return _json_response(render({"object": "list", "data": [entry]}))
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _json_response(error_body(exc.status, exc.message, exc.param, exc.code),
+                              exc.status, exc.headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {404: f"no such endpoint: {request.method} {_short(request.url.path, 100)}",
+                   405: f"method {request.method} is not allowed on {request.url.path}"}
+        return _json_response(error_body(exc.status_code, message.get(exc.status_code,
+                                                                      str(exc.detail))),
+                              exc.status_code, exc.headers)
+
+    async def disconnected(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # nobody is listening; uvicorn drops it
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, EdgembedError):  # one of ours: its message is meant to be read
+            message = f"the request failed: {exc}"
+        else:
+            message = f"internal error ({type(exc).__name__}); see the server log"
+        return _json_response(error_body(500, message), 500)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(batcher.close)
+
+    app = Starlette(
+        routes=[Route("/v1/embeddings", embeddings, methods=["POST"]),
+                Route("/v1/search", search, methods=["POST"]),
+                Route("/v1/models", models, methods=["GET"]),
+                Route("/health", health, methods=["GET"])],
+        exception_handlers={ApiError: api_error, HTTPException: http_error,
+                            ClientDisconnect: disconnected, Exception: server_error},
+        lifespan=lifespan)
+    app.state.batcher = batcher
+    return app
+
+
+# ---------------------------------------------------------------- running it
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before uvicorn starts, so a taken port is one clear error, not a log and exit 1."""
+    if not 0 <= port <= 65535:
+        raise EdgembedError(f"port must be in 0..65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise EdgembedError(f"cannot listen on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise EdgembedError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def make_server(app: Starlette, limits: Limits | None = None,
+                log_level: str = "info") -> uvicorn.Server:
+    limits = limits or Limits()
+    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
+                            limit_concurrency=limits.max_connections, proxy_headers=False,
+                            timeout_graceful_shutdown=10, lifespan="on")
+    return uvicorn.Server(config)
+
+
+def load(model: str | None = None, index: str | None = None,
+         threads: int | None = None) -> tuple[Encoder, Index | None]:
+    """The encoder and the (read-only) index. Without --model an index brings its own model."""
+    if index is None:
+        return Encoder.load(model, threads=threads), None
+    encoder = Encoder.load(model, threads=threads) if model else None
+    opened = Index.open(index, encoder=encoder, view=True)
+    return opened.encoder, opened
+
+
+def serve(model: str | None = None, index: str | None = None, host: str = DEFAULT_HOST,
+          port: int = DEFAULT_PORT, threads: int | None = None, limits: Limits | None = None,
+          log_level: str = "info") -> None:
+    """Load, bind and serve until interrupted (Ctrl-C or SIGTERM shut down gracefully)."""
+    limits = limits or Limits()
+    encoder, opened = load(model, index, threads)
+    sock = bind_socket(host, port)
+    if not is_loopback(host):
+        print(f"edgembed: warning: listening on {host}, reachable from other machines; the "
+              "server has no authentication", file=sys.stderr)
+    # a cut megabyte paste is expected input here, not news worth a line per request
+    warnings.filterwarnings("ignore", message=r".*were cut before tokenizing")
+    bound = sock.getsockname()
+    shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
+    print(f"edgembed: serving {encoder.manifest['name']} ({encoder.dim} dims) on "
+          f"http://{shown}:{bound[1]}" + (f" with index {index}" if opened else ""),
+          file=sys.stderr, flush=True)
+    try:
+        make_server(create_app(encoder, opened, limits), limits, log_level).run(sockets=[sock])
+    finally:
+        sock.close()
+        if opened is not None:
+            opened.close()
