@@ -13,7 +13,7 @@ LIBRARIES = ("edgembed", "onnxruntime", "tokenizers", "numpy", "usearch", "torch
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor(), []
+    model, flags, mhz = platform.processor(), [], 0.0
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -21,11 +21,40 @@ def cpu_info() -> dict:
                     model = line.split(":", 1)[1].strip()
                 elif line.startswith("flags") and not flags:
                     flags = line.split(":", 1)[1].split()
-    except OSError:
+                elif line.startswith("cpu MHz"):
+                    mhz = max(mhz, float(line.split(":", 1)[1]))
+    except (OSError, ValueError):
         pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8", "fma")
-    return {"model": model, "cores": os.cpu_count(),
+    wanted = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512vnni", "avx_vnni",
+              "amx_int8", "fma")
+    return {"model": model, "cores": os.cpu_count(), "mhz": mhz,
             "flags": sorted(flag for flag in flags if flag in wanted)}
+
+
+def peak_macs(cpu: dict, cores: int) -> dict:
+    """Theoretical int8 and fp32 multiply-accumulates per second of `cores` cores, from the
+    CPU flags and the clock in /proc/cpuinfo. Assumes two vector pipes per core that can
+    each start one multiply instruction per cycle (true of Zen 2-4 and Skylake-class cores).
+    int8: one 512-bit VNNI vpdpbusd = 64 u8×s8 MACs; one 256-bit vpmaddubsw (AVX2, or
+    AVX-VNNI's vpdpbusd) = 32. fp32: one FMA = 16 (512-bit) or 8 (256-bit) MACs. The clock
+    is what the kernel reports (under a hypervisor, often the nominal, not the boost clock)."""
+    flags = set(cpu.get("flags", []))
+    ghz = cpu.get("mhz", 0.0) / 1000
+    ports = 2
+    if flags & {"avx512_vnni", "avx512vnni"}:
+        int8, int8_how = 64, "avx512 VNNI vpdpbusd (64 int8 MACs / instruction)"
+    elif "avx2" in flags:
+        int8, int8_how = 32, "avx2 vpmaddubsw (32 int8 MACs / 256-bit instruction)"
+    else:
+        int8, int8_how = 16, "sse vpmaddubsw (16 int8 MACs / 128-bit instruction)"
+    fp32 = 16 if "avx512f" in flags else 8 if "fma" in flags else 4
+    return {
+        "cores": cores, "ghz": round(ghz, 3), "ports": ports,
+        "int8_macs_per_s": cores * ghz * 1e9 * ports * int8,
+        "fp32_macs_per_s": cores * ghz * 1e9 * ports * fp32,
+        "how": f"cores × GHz × {ports} pipes × MACs per instruction; int8: {int8_how}; "
+               f"fp32: {fp32}-lane FMA",
+    }
 
 
 def machine_info() -> dict:

