@@ -22,8 +22,8 @@ On disk (``DIR``): ``index.json`` (format, model package id, dimensions, mode, i
 written once, when the index is created), ``docs.sqlite`` (ids, texts, metadata, the table
 of indexed files, and the commit record), ``gen-N/`` (``codes.usearch``, and aligned
 ``keys.npy`` / ``codes.npy`` / ``int8.npy`` for the rescoring stages) and ``write.lock``.
-Exact and HNSW modes store the same files: usearch always builds its graph on add, and
-the mode only picks how it is searched.
+Exact and HNSW modes store the same files: usearch always builds a graph on add; exact
+mode makes it the cheapest one (it only scans) and refuses ``exact=False`` searches.
 
 **Saving.** The commit record (a one-row table in ``docs.sqlite``: generation N, next key,
 count, and the size and sha256 of every file of ``gen-N/``) is the one source of truth,
@@ -253,6 +253,13 @@ class Index:
         return self.path / f"gen-{generation}"
 
     def _new_usearch(self) -> UsearchIndex:
+        """usearch builds a graph on every add, even when only its exact scan is used; in
+        exact mode that graph is the cheapest one (connectivity 2, one candidate per add),
+        which builds ~100× faster (0.23 s vs 24 s per 100k codes in the bench) and scans
+        the same."""
+        if self.mode == "exact":
+            return UsearchIndex(ndim=self.dim, metric="hamming", dtype="b1",
+                                connectivity=2, expansion_add=1)
         return UsearchIndex(ndim=self.dim, metric="hamming", dtype="b1",
                             connectivity=int(self.meta.get("connectivity", 16)))
 
@@ -732,6 +739,10 @@ class Index:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in q]
         keep = k * max(rescore, 1)
         exact = self.mode == "exact" if exact is None else exact
+        if not exact and self.mode == "exact":
+            raise EdgembedError("this index was created with mode='exact', which keeps no "
+                                "usable HNSW graph; search it exactly or re-create it with "
+                                "mode='hnsw'")
         out = []
         for vector, candidates in zip(q, self._hamming(q, OVERFETCH * keep, exact),
                                       strict=True):
