@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import codes
 from .errors import EdgembedError, ModelLoadError, PackageError
@@ -31,6 +30,28 @@ PROGRESS_MIN_TEXTS = 512
 # far beyond what the model reads (WordPiece words are at most 100 characters, most tokens
 # under 10), but it keeps a megabyte paste from costing seconds of tokenization.
 CHARS_PER_TOKEN = 64
+
+
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, count: int = 1) -> None:
+        return None
+
+
+def progress_bar(total: int, show: bool, **options: Any) -> Any:
+    """A tqdm bar when one is shown, else a no-op with the same `update`: tqdm (with the
+    asyncio and importlib.metadata it pulls in) is imported only then, which keeps ~60 ms
+    off every process's cold start."""
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, **options)
 
 
 class Encoder:
@@ -145,7 +166,7 @@ class Encoder:
         if show_progress is None:
             show_progress = (len(items) >= PROGRESS_MIN_TEXTS and sys.stderr is not None
                              and sys.stderr.isatty())
-        with tqdm(total=len(items), disable=not show_progress, unit="text") as bar:
+        with progress_bar(len(items), show_progress, unit="text") as bar:
             done = 0
             for vectors in self._windows(iter(items), int(batch_size), prefix, bar):
                 out[done:done + len(vectors)] = vectors
@@ -210,7 +231,7 @@ class Encoder:
                               normalize=bool(self.manifest.get("normalized")))
 
     def _windows(self, items: Iterator[str], batch_size: int, prefix: str,
-                 bar: tqdm | None) -> Iterator[np.ndarray]:
+                 bar: Any) -> Iterator[np.ndarray]:
         """float32 vectors of successive windows of texts, each read only when needed."""
         window, cut = batch_size * WINDOW_BATCHES, 0
         while chunk := list(itertools.islice(items, window)):
@@ -237,7 +258,7 @@ class Encoder:
         return prepared, cut
 
     def _encode_window(self, texts: list[str], batch_size: int,
-                       bar: tqdm | None) -> np.ndarray:
+                       bar: Any) -> np.ndarray:
         ids = tokenize(self.tokenizer, texts)
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")

@@ -73,11 +73,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 from usearch.index import Index as UsearchIndex
 
 from . import codes as C
-from .encoder import Encoder, check_texts
+from .encoder import Encoder, check_texts, progress_bar
 from .errors import EdgembedError, IndexFileError, IndexWriteError
 from .locks import ReadWriteLock, WriterLock
 from .package import default_package_path, open_package, sha256_file
@@ -404,8 +403,7 @@ class Index:
         with self._changing:
             self.begin_write()
             ids, metadata = self._check_ids_metadata(len(items), ids, metadata)
-            with tqdm(total=len(items), disable=not show_progress, unit="text",
-                      desc="indexing") as bar:
+            with progress_bar(len(items), show_progress, unit="text", desc="indexing") as bar:
                 for start in range(0, len(items), ADD_BLOCK):
                     block = slice(start, start + ADD_BLOCK)
                     vectors = self.encoder.encode(items[block], batch_size=batch_size,
