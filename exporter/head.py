@@ -19,12 +19,17 @@ def _const(graph: onnx.GraphProto, name: str, value: np.ndarray) -> str:
 
 
 def add_pooling_head(model: onnx.ModelProto, pooling: str, normalize: bool,
-                     dim: int) -> onnx.ModelProto:
-    """Return a copy of `model` whose single output is `sentence_embedding` [batch, dim].
+                     dim: int, keep_dims: int | None = None) -> onnx.ModelProto:
+    """Return a copy of `model` whose single output is `sentence_embedding` [batch, dim]
+    (or [batch, keep_dims]).
 
     Pooling follows sentence-transformers exactly: mean over unmasked tokens (count clamped
     at 1e-9), CLS = first token, max with padded positions set to -1e9; normalisation
-    divides by max(L2 norm, 1e-12) like torch.nn.functional.normalize."""
+    divides by max(L2 norm, 1e-12) like torch.nn.functional.normalize. `keep_dims` cuts
+    the pooled vector to its first dimensions before normalising (Matryoshka truncation),
+    so the shipped vectors are unit length at their shipped size."""
+    if keep_dims is not None and not 1 <= keep_dims <= dim:
+        raise ExportError(f"cannot keep {keep_dims} of {dim} dimensions")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     if HIDDEN not in {output.name for output in graph.output}:
@@ -61,20 +66,28 @@ def add_pooling_head(model: onnx.ModelProto, pooling: str, normalize: bool,
         ]
     else:
         raise ExportError(f"unknown pooling {pooling!r}")
+    if keep_dims is not None and keep_dims < dim:
+        nodes += [helper.make_node(
+            "Slice", ["head_pooled", _const(graph, "head_dims_start", np.array([0], np.int64)),
+                      _const(graph, "head_dims_end", np.array([keep_dims], np.int64)),
+                      last_axis], ["head_pooled_cut"])]
+        pooled = "head_pooled_cut"
+    else:
+        pooled = "head_pooled"
     if normalize:
         nodes += [
-            helper.make_node("ReduceL2", ["head_pooled", last_axis], ["head_norm"], keepdims=1),
+            helper.make_node("ReduceL2", [pooled, last_axis], ["head_norm"], keepdims=1),
             helper.make_node("Max", ["head_norm", _const(graph, "head_eps",
                                                          np.array(1e-12, np.float32))],
                              ["head_norm_safe"]),
-            helper.make_node("Div", ["head_pooled", "head_norm_safe"], [OUTPUT]),
+            helper.make_node("Div", [pooled, "head_norm_safe"], [OUTPUT]),
         ]
     else:
-        nodes += [helper.make_node("Identity", ["head_pooled"], [OUTPUT])]
+        nodes += [helper.make_node("Identity", [pooled], [OUTPUT])]
     graph.node.extend(nodes)
     while graph.output:
         graph.output.pop()
     graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT,
-                                                      ["batch_size", dim]))
+                                                      ["batch_size", keep_dims or dim]))
     onnx.checker.check_model(model)
     return model

@@ -1,12 +1,15 @@
-"""The export pipeline: read → export → optimise → head → [shape] → quantize → write →
-validate → calibrate.
+"""The export pipeline: read → [compress] → export → optimise → head → [shape] →
+[4-bit token table] → quantize → write → validate → calibrate.
 
 Each step is a function of its own module; this one only composes them and records
-what was done in the manifest."""
+what was done in the manifest. Compression (compress.py) rewrites the torch model into a
+temporary folder that the rest of the pipeline exports; the quality card still compares
+the package with the original model."""
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,6 +23,7 @@ from edgembed.errors import ExportError
 
 from .autoquant import choose_float_nodes
 from .calibrate import calibrate
+from .compress import Compression, check_compression, compress_source
 from .feeds import tokenized_batches
 from .head import OUTPUT, add_pooling_head
 from .onnx_export import export_onnx
@@ -28,6 +32,7 @@ from .quantize import METHODS, matching_nodes, quantize, weight_matmuls
 from .shape import fix_shape, parse_static_shape
 from .source import SourceModel, read_source
 from .texts import builtin_texts
+from .token_table import quantize_token_table
 from .validate import reference_embeddings, retrieval_quality, throughput, validate_package
 from .writer import check_output_dir, write_manifest, write_package
 
@@ -45,13 +50,18 @@ def _versions() -> dict[str, str]:
 
 
 def _quality_card(source: SourceModel, output: Path, texts: list[str], custom_texts: bool,
-                  eval_data: str | Path | None, reference_dir: Path | None) -> dict[str, Any]:
+                  eval_data: str | Path | None, reference_dir: Path | None,
+                  dims: int | None = None) -> dict[str, Any]:
     """Measure the written package: cosine to torch, speed against the fp32 graph, and
-    retrieval quality when BEIR data is given. Every number here is measured, never copied."""
-    agreement = validate_package(output, reference_embeddings(source, texts), texts)
+    retrieval quality when BEIR data is given. Every number here is measured, never copied.
+    `source` is the original model, also for compressed packages; with `dims` its vectors
+    are cut to the same first dimensions (cosine renormalises)."""
+    reference = reference_embeddings(source, texts)
+    agreement = validate_package(output, reference[:, :dims] if dims else reference, texts)
     card: dict[str, Any] = {
         "reference": "torch fp32 " + ("sentence-transformers" if source.is_sentence_transformers
-                                      else "transformers + same pooling"),
+                                      else "transformers + same pooling")
+        + (f", original (uncompressed) model, first {dims} dimensions" if dims else ""),
         "texts": "caller-supplied texts" if custom_texts else "edgembed built-in validation set",
         **agreement,
         "how": "cosine between edgembed runtime and torch embeddings of the same texts, "
@@ -89,11 +99,13 @@ def export_model(
     pooling: str | None = None,
     prefixes: dict[str, str] | None = None,
     validate: bool = True,
+    compression: Compression | None = None,
 ) -> dict[str, Any]:
     """Export a Hugging Face / sentence-transformers folder to an edgembed package.
 
     `keep_nodes` are node-name globs left in higher precision; `quantize_method="auto"`
     chooses them itself so that the held-out mean cosine loss stays within `max_loss`.
+    `compression` prunes / heals / truncates the model first (see compress.py).
     Returns the manifest, whose `quality` card holds what validation measured."""
     output = Path(output)
     check_output_dir(output)  # fail before minutes of export work, not after
@@ -104,18 +116,51 @@ def export_model(
     if not 0 < max_loss < 1:
         raise ExportError(f"max_loss must be between 0 and 1, got {max_loss}")
     shape = parse_static_shape(static_shape) if static_shape else None
-    model_source = read_source(source, pooling=pooling, prefixes=prefixes)
-    if shape and shape[1] < model_source.max_seq_length:
-        model_source = replace(model_source, max_seq_length=shape[1])
+    original = read_source(source, pooling=pooling, prefixes=prefixes)
+    compression = compression or Compression()
+    check_compression(compression, original, quantize_method, optimize_level)
     calibration = list(calibration_texts or builtin_texts("calibration"))
     held_out = list(validation_texts or builtin_texts("validation"))
+    workdir = Path(tempfile.mkdtemp(prefix="edgembed-compress-"))
+    try:
+        model_source, applied = original, {}
+        if compression.changes_model:
+            folder, applied = compress_source(original, compression, workdir, calibration)
+            model_source = read_source(folder, pooling=pooling, prefixes=prefixes)
+        if shape and shape[1] < model_source.max_seq_length:
+            model_source = replace(model_source, max_seq_length=shape[1])
+            original = replace(original, max_seq_length=shape[1])
+        return _export(original, model_source, compression, applied, output,
+                       quantize_method=quantize_method, optimize_level=optimize_level,
+                       shape=shape, keep_nodes=keep_nodes, max_loss=max_loss,
+                       calibration=calibration, held_out=held_out,
+                       custom_validation=validation_texts is not None, eval_data=eval_data,
+                       name=name, source_name=source_name, validate=validate)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
+
+def _export(original: SourceModel, model_source: SourceModel, compression: Compression,
+            applied: dict[str, Any], output: Path, *, quantize_method: str,
+            optimize_level: int, shape: tuple[int, int] | None, keep_nodes: Sequence[str],
+            max_loss: float, calibration: list[str], held_out: list[str],
+            custom_validation: bool, eval_data: str | Path | None, name: str | None,
+            source_name: str | None, validate: bool) -> dict[str, Any]:
+    """The pipeline after reading (and compressing) the source: `original` is the model as
+    given (what the package is validated against), `model_source` the one exported."""
     fp32 = export_onnx(model_source)
     fp32, optimization = optimize(fp32, model_source, optimize_level)
     fp32 = add_pooling_head(fp32, model_source.pooling, model_source.normalize,
-                            model_source.hidden_size)
+                            model_source.hidden_size, compression.dims)
     if shape:
         fp32 = fix_shape(fp32, *shape)
+    base = fp32  # what quantization starts from; fp32 stays the float reference
+    if compression.table_bits:
+        base, table = quantize_token_table(fp32, compression.table_bits)
+        applied = {**applied, **table}
+    if compression.dims:
+        applied = {**applied, "dims": {"kept": compression.dims,
+                                       "original_dims": model_source.hidden_size}}
     tokenizer_file = model_source.path / "tokenizer.json"
 
     def batches(texts: list[str]) -> list[dict]:
@@ -128,22 +173,22 @@ def export_model(
     if quantize_method == "auto":
         auto = choose_float_nodes(
             fp32, weight_matmuls(fp32),
-            lambda kept: quantize(fp32, "int8-dynamic", keep=kept)[0],
+            lambda kept: quantize(base, "int8-dynamic", keep=kept)[0],
             # sensitivity on 64 calibration texts, the stopping rule on the others: the
             # validation texts stay unseen until the quality card measures them
             batches(calibration[:64]), batches(calibration[64:]), max_loss)
         keep = sorted(set(keep) | set(auto["kept_in_float"]))
-    graph, quantization = quantize(fp32, "int8-dynamic" if auto else quantize_method,
+    graph, quantization = quantize(base, "int8-dynamic" if auto else quantize_method,
                                    keep=keep, calibration=batches(calibration))
     if auto:
         quantization = {**quantization, "method": "auto", "auto": auto}
     manifest = write_package(output, graph, tokenizer_file, {
-        "name": name or model_source.path.name,
-        "source": {"model": source_name or model_source.path.name,
-                   "weights_file": model_source.weights_file,
-                   "weights_sha256": model_source.weights_sha256,
-                   "model_type": model_source.model_type},
-        "dim": model_source.hidden_size,
+        "name": name or original.path.name,
+        "source": {"model": source_name or original.path.name,
+                   "weights_file": original.weights_file,
+                   "weights_sha256": original.weights_sha256,
+                   "model_type": original.model_type},
+        "dim": compression.dims or model_source.hidden_size,
         "max_seq_length": model_source.max_seq_length,
         "pooling": model_source.pooling,
         "normalized": model_source.normalize,
@@ -152,6 +197,8 @@ def export_model(
         "static_shape": list(shape) if shape else None,
         "optimization": optimization,
         "quantization": quantization,
+        "compression": {"requested": compression.describe(), "applied": applied}
+        if applied else None,
         "calibration": None,
         "exporter": _versions(),
         "quality": None,
@@ -164,9 +211,8 @@ def export_model(
                 write_package(reference_dir, fp32, tokenizer_file, {
                     **{k: manifest[k] for k in ("name", "dim", "max_seq_length", "pooling",
                                                 "normalized", "prefixes", "output")}})
-            manifest["quality"] = _quality_card(model_source, output, held_out,
-                                                validation_texts is not None, eval_data,
-                                                reference_dir)
+            manifest["quality"] = _quality_card(original, output, held_out, custom_validation,
+                                                eval_data, reference_dir, compression.dims)
     # output-embedding quantization statistics (int8 ranges, residual scales); the manifest
     # is not checksummed, so this rewrites no checksummed file
     manifest["calibration"] = calibrate(output)

@@ -1,0 +1,190 @@
+"""Compression in the exporter: vocabulary pruning, layer / head / FFN pruning, healing and
+output truncation, each checked on the real MiniLM; nonsense combinations refused."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import cosines
+from edgembed import Encoder
+from edgembed.cli import main
+from edgembed.errors import ExportError
+from edgembed.export import export_model
+from edgembed.export.compress import Compression
+from edgembed.export.prune_vocab import builtin_words, kept_token_ids, prune_tokenizer
+
+# sentences of common words, all in the built-in english-20 list
+IN_VOCABULARY = [
+    "the children walked to school in the morning",
+    "she bought fresh bread and milk at the market",
+    "how do you keep a garden green in summer",
+    "the meeting was moved to next week because of the weather",
+    "water boils at a lower temperature on a high mountain",
+]
+UNICODE = [
+    "", " ", "naïve café crème brûlée", "Ünïcödé façade", "東京タワーの高さは？", "你好，世界",
+    "мы планируем поехать на море", "يبدأ الاجتماع في الساعة العاشرة", "שלום עולם",
+    "emoji 🚀🔥👍🏽 and ZWJ 👨‍👩‍👧", "combining e\u0301 a\u0308", "zero\u200bwidth",
+    "control \x00\x07\x1b chars", "x" * 300, "pneumonoultramicroscopicsilicovolcanoconiosis",
+    "½ ¼ ∑ ∫ √ ≠ ≤ ∞ ℃ ™ © ®", "\ufffd\ufffe", "ｆｕｌｌｗｉｄｔｈ", "ﬁ ligature",
+]
+
+
+@pytest.fixture(scope="module")
+def vocab_package(tmp_path_factory, minilm_source):
+    output = tmp_path_factory.mktemp("compress") / "vocab"
+    export_model(minilm_source, output, quantize_method="none", validate=False,
+                 compression=Compression(prune_vocab="english-20", table_bits=4))
+    return output
+
+
+@pytest.fixture(scope="module")
+def structured_package(tmp_path_factory, minilm_source):
+    output = tmp_path_factory.mktemp("compress") / "structured"
+    export_model(minilm_source, output, quantize_method="none", validate=False,
+                 compression=Compression(keep_layers=[0, 2, 4, 5], prune_heads=0.25,
+                                         prune_ffn=0.25, dims=128))
+    return output
+
+
+def _tokenizer(minilm_source) -> dict:
+    return json.loads((minilm_source / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def test_tokenizer_rewrite_is_consistent(minilm_source):
+    words = builtin_words(20)
+    kept = kept_token_ids(minilm_source / "tokenizer.json", words)
+    original = _tokenizer(minilm_source)
+    pruned = prune_tokenizer(original, kept)
+    vocab = pruned["model"]["vocab"]
+    assert sorted(vocab.values()) == list(range(len(kept))) and len(kept) < 15_000
+    assert pruned["model"]["unk_token"] in vocab
+    for token in pruned["added_tokens"]:  # specials keep their text and get their new id
+        assert vocab[token["content"]] == token["id"]
+    for spec in pruned["post_processor"]["special_tokens"].values():
+        assert [vocab[t] for t in spec["tokens"]] == spec["ids"]
+    assert vocab[pruned["padding"]["pad_token"]] == pruned["padding"]["pad_id"]
+    by_old = {i: t for t, i in original["model"]["vocab"].items()}
+    assert all(by_old[old] in vocab for old in kept)
+
+
+def test_list_words_tokenize_as_before(minilm_source, vocab_package):
+    from tokenizers import Tokenizer
+
+    before = Tokenizer.from_file(str(minilm_source / "tokenizer.json"))
+    after = Tokenizer.from_file(str(vocab_package / "tokenizer.json"))
+    words = builtin_words(20)[::7]
+    assert [e.tokens for e in before.encode_batch(words)] == \
+        [e.tokens for e in after.encode_batch(words)]
+
+
+def test_vocab_pruned_package_is_small_and_encodes_any_unicode(vocab_package):
+    manifest = json.loads((vocab_package / "manifest.json").read_text())
+    applied = manifest["compression"]["applied"]
+    assert applied["vocabulary"]["kept_tokens"] < 15_000
+    assert "GatherBlockQuantized" in applied["token_table"]
+    encoder = Encoder.load(vocab_package)
+    vectors = encoder.encode(UNICODE)
+    assert vectors.shape == (len(UNICODE), 384) and np.isfinite(vectors).all()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    unk = encoder.tokenizer.encode("東京 мир").tokens
+    assert "[UNK]" in unk or len(unk) > 2  # dropped scripts fall back, never fail
+
+
+def test_in_vocabulary_text_matches_the_unpruned_model(minilm_source, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    output = tmp_path / "vocab-fp32"
+    export_model(minilm_source, output, quantize_method="none", validate=False,
+                 compression=Compression(prune_vocab="english-20"))
+    reference = SentenceTransformer(str(minilm_source), device="cpu").encode(IN_VOCABULARY)
+    assert cosines(Encoder.load(output).encode(IN_VOCABULARY), reference).min() >= 0.999
+
+
+def _layer_numbers(model: onnx.ModelProto) -> set[int]:
+    return {int(m.group(1)) for node in model.graph.node
+            if (m := re.search(r"/layer\.(\d+)/", node.name))}
+
+
+def test_structured_pruning_gives_a_valid_smaller_graph(structured_package):
+    model = onnx.load(str(structured_package / "model.onnx"))
+    onnx.checker.check_model(model)
+    assert _layer_numbers(model) == {0, 1, 2, 3}
+    weights = {init.name: init.dims for init in model.graph.initializer}
+    matmul_shapes = [tuple(weights[node.input[1]]) for node in model.graph.node
+                     if node.op_type == "MatMul" and node.input[1] in weights]
+    assert matmul_shapes.count((384, 288)) == 3 * 4  # Q, K, V: 9 of 12 heads of 32 dims
+    assert matmul_shapes.count((384, 1152)) == 4     # FFN up: 3/4 of 1536 neurons
+    manifest = json.loads((structured_package / "manifest.json").read_text())
+    assert manifest["dim"] == 128
+    assert manifest["compression"]["applied"]["layers"]["kept"] == [0, 2, 4, 5]
+    vectors = Encoder.load(structured_package).encode(IN_VOCABULARY)
+    assert vectors.shape == (5, 128)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_heal_reduces_the_distillation_loss(minilm_source):
+    from transformers import AutoModel
+
+    from edgembed.export.heal import heal
+    from edgembed.export.prune_layers import keep_layers
+    from edgembed.export.source import read_source
+    from edgembed.export.texts import builtin_texts
+    from edgembed.export.validate import reference_embeddings
+
+    texts = builtin_texts("calibration")[:32]  # one batch: every step sees the same texts
+    teacher = reference_embeddings(read_source(minilm_source), texts)
+    student = keep_layers(AutoModel.from_pretrained(str(minilm_source)), [0, 5])
+    report = heal(student, teacher, texts, minilm_source / "tokenizer.json", "mean",
+                  minutes=2, max_steps=8)
+    assert report["steps"] == 8 and report["loss_last"] < report["loss_first"]
+    assert not student.get_input_embeddings().weight.requires_grad  # the table stays exact
+
+
+@pytest.mark.parametrize(("options", "export_options", "message"), [
+    ({"layers": 4, "keep_layers": [0, 1]}, {}, "not both"),
+    ({"layers": 0}, {}, "between 1 and 6"),
+    ({"layers": 7}, {}, "between 1 and 6"),
+    ({"keep_layers": [0, 6]}, {}, "no layer 6"),
+    ({"keep_layers": [2, 1]}, {}, "increasing"),
+    ({"keep_layers": []}, {}, "at least one"),
+    ({"prune_heads": 1.0}, {}, r"\[0, 1\)"),
+    ({"prune_ffn": -0.1}, {}, r"\[0, 1\)"),
+    ({"dims": 0}, {}, "between 1 and"),
+    ({"dims": 385}, {}, "between 1 and"),
+    ({"heal": True}, {}, "nothing to heal"),
+    ({"heal": True, "prune_vocab": True}, {}, "nothing to heal"),
+    ({"heal_steps": 5, "layers": 4}, {}, "needs --heal"),
+    ({"prune_heads": 0.5}, {"optimize_level": 1}, "--optimize 0"),
+    ({"table_bits": 4}, {"quantize_method": "fp16"}, "fp16"),
+    ({"table_bits": 3}, {}, "--table-bits"),
+])
+def test_nonsense_combinations_refused(minilm_source, tmp_path, options, export_options,
+                                       message):
+    with pytest.raises(ExportError, match=message):
+        export_model(minilm_source, tmp_path / "out", compression=Compression(**options),
+                     **export_options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_word_list_without_tokens_refused(minilm_source, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("🚀\n\u0378\n🔥👍\n", encoding="utf-8")  # all [UNK] for MiniLM
+    with pytest.raises(ExportError, match="no tokens"):
+        export_model(minilm_source, tmp_path / "out", compression=Compression(prune_vocab=words))
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--heal-minutes", "3"], "--heal-minutes needs --heal"),
+    (["--keep-layers", "0,x"], "comma-separated"),
+    (["--recipe", "r.toml", "--layers", "3"], "not --recipe"),
+])
+def test_cli_refuses_with_one_line(argv, message, tmp_path, capsys):
+    source = [] if "--recipe" in argv else ["src"]
+    assert main(["export", *source, "-o", str(tmp_path / "o"), *argv]) == 2
+    assert message in capsys.readouterr().err
