@@ -498,6 +498,8 @@ def serve(model: str | None = None, index: str | None = None, host: str = DEFAUL
           file=sys.stderr, flush=True)
     try:
         make_server(create_app(encoder, opened, limits), limits, log_level).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: that is a normal stop
     finally:
         sock.close()
         if opened is not None:
