@@ -28,14 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
-
-from edgembed import Encoder, default_package_path  # noqa: E402
-from edgembed.export import export_model  # noqa: E402
-from edgembed.export.compress import Compression  # noqa: E402
-from edgembed.export.texts import builtin_texts  # noqa: E402
-from edgembed.export.validate import retrieval_quality, throughput  # noqa: E402
+from edgembed import Encoder, default_package_path
+from edgembed.bench.machine import machine_info
+from edgembed.export import export_model
+from edgembed.export.compress import Compression
+from edgembed.export.texts import builtin_texts
+from edgembed.export.validate import retrieval_quality, throughput
 
 THREADS = 2
 DEFAULT = "default int8 (shipped)"
