@@ -43,10 +43,14 @@ class _NoProgress:
         return None
 
 
-def progress_bar(total: int, show: bool, **options: Any) -> Any:
+def progress_bar(total: int, show: bool | None, min_total: int = PROGRESS_MIN_TEXTS,
+                 **options: Any) -> Any:
     """A tqdm bar when one is shown, else a no-op with the same `update`: tqdm (with the
     asyncio and importlib.metadata it pulls in) is imported only then, which keeps ~60 ms
-    off every process's cold start."""
+    off every process's cold start. `show=None`: only for `min_total` or more items, on a
+    terminal."""
+    if show is None:
+        show = total >= min_total and sys.stderr is not None and sys.stderr.isatty()
     if not show:
         return _NoProgress()
     from tqdm.auto import tqdm
@@ -163,9 +167,6 @@ class Encoder:
         single = isinstance(texts, str)
         items = check_texts(texts)
         out = np.empty((len(items), self.dim), dtype=np.float32)
-        if show_progress is None:
-            show_progress = (len(items) >= PROGRESS_MIN_TEXTS and sys.stderr is not None
-                             and sys.stderr.isatty())
         with progress_bar(len(items), show_progress, unit="text") as bar:
             done = 0
             for vectors in self._windows(iter(items), int(batch_size), prefix, bar):

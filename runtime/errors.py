@@ -4,6 +4,16 @@ and show one clear line instead of a traceback from deep inside onnxruntime."""
 from __future__ import annotations
 
 
+def reason(exc: BaseException, limit: int = 300) -> str:
+    """What went wrong, for one error line: an OSError's strerror ("No space left on
+    device"), else the first line of the message, bounded (a library may quote a whole
+    damaged value), else the exception's type name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class EdgembedError(Exception):
     """Base class of every error edgembed raises on purpose."""
 

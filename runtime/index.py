@@ -65,7 +65,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,7 +76,7 @@ from usearch.index import Index as UsearchIndex
 
 from . import codes as C
 from .encoder import Encoder, check_texts, progress_bar
-from .errors import EdgembedError, IndexFileError, IndexWriteError
+from .errors import EdgembedError, IndexFileError, IndexWriteError, reason
 from .locks import ReadWriteLock, WriterLock
 from .package import default_package_path, open_package, sha256_file
 from .store import DocStore, FileState, IndexState, encode_id
@@ -139,11 +138,6 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
-def _reason(exc: BaseException) -> str:
-    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or \
-        type(exc).__name__
-
-
 class Index:
     """Documents, their binary codes and int8 vectors, searchable by text query.
 
@@ -194,7 +188,7 @@ class Index:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise IndexWriteError(f"cannot create index directory {root}: {_reason(exc)}") \
+            raise IndexWriteError(f"cannot create index directory {root}: {reason(exc)}") \
                 from None
         meta = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
@@ -221,7 +215,7 @@ class Index:
                 store.close()
             _write_json_atomic(root / META_FILE, meta)
         except OSError as exc:
-            raise IndexWriteError(f"cannot create index in {root}: {_reason(exc)}") from None
+            raise IndexWriteError(f"cannot create index in {root}: {reason(exc)}") from None
         finally:
             writer.release()
         return cls(root, encoder, meta, view=False)
@@ -311,7 +305,7 @@ class Index:
             usearch = UsearchIndex.restore(str(folder / "codes.usearch"), view=self.view)
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexFileError(f"cannot read index files in {folder} (damaged): "
-                                 f"{_reason(exc)}") from None
+                                 f"{reason(exc)}") from None
         shapes_ok = (keys.dtype == np.uint64 and keys.ndim == 1
                      and codes.dtype == np.uint8 and codes.shape == (len(keys), nbytes)
                      and int8.dtype == np.int8 and int8.shape == (len(keys), self.dim)
@@ -396,14 +390,12 @@ class Index:
         Texts are encoded in blocks of ADD_BLOCK, so memory stays bounded; a progress bar
         shows on a terminal for large inputs. Searches in other threads go on meanwhile."""
         self._writable()
-        items = [texts] if isinstance(texts, str) else check_texts(texts)
-        items = [replace_lone_surrogates(text) for text in items]  # stored as embedded
-        if show_progress is None:
-            show_progress = len(items) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty()
+        items = check_texts(texts)  # add_vectors stores them as embedded (lone surrogates → U+FFFD)
         with self._changing:
             self.begin_write()
             ids, metadata = self._check_ids_metadata(len(items), ids, metadata)
-            with progress_bar(len(items), show_progress, unit="text", desc="indexing") as bar:
+            with progress_bar(len(items), show_progress, PROGRESS_MIN_TEXTS, unit="text",
+                              desc="indexing") as bar:
                 for start in range(0, len(items), ADD_BLOCK):
                     block = slice(start, start + ADD_BLOCK)
                     vectors = self.encoder.encode(items[block], batch_size=batch_size,
@@ -550,7 +542,7 @@ class Index:
                     files = self._write_generation(generation)
                 except (OSError, RuntimeError) as exc:
                     raise IndexWriteError(
-                        f"cannot save index {self.path}: {_reason(exc)}; the saved index is "
+                        f"cannot save index {self.path}: {reason(exc)}; the saved index is "
                         "unchanged (free space or fix the cause, then save again)") from None
                 state = IndexState(generation, state.next_key, len(self._keys), files)
             with self._rw.writing():
@@ -651,7 +643,7 @@ class Index:
         """Search by text: a list of hits for one query, a list of lists for several.
         Queries get the model's query prefix. See the module docstring for `rescore`."""
         single = isinstance(query_or_queries, str)
-        queries = [query_or_queries] if single else check_texts(query_or_queries)
+        queries = check_texts(query_or_queries)
         _check_k_rescore(k, rescore)
         vectors = self.encoder.encode(queries, kind="query") if queries else \
             np.empty((0, self.dim), np.float32)
@@ -799,7 +791,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexFileError(f"unreadable index metadata {meta_path}: {_reason(exc)}") \
+        raise IndexFileError(f"unreadable index metadata {meta_path}: {reason(exc)}") \
             from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise IndexFileError(f"{meta_path} is not edgembed index metadata "

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ChecksumError, PackageError
+from .errors import ChecksumError, PackageError, reason
 
 FORMAT_NAME = "edgembed-package"
 FORMAT_VERSION = 1
@@ -80,8 +80,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise PackageError(f"cannot read {manifest_path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise PackageError(f"unreadable manifest {manifest_path}: {reason}") from None
+        raise PackageError(f"unreadable manifest {manifest_path}: {reason(exc, 200)}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise PackageError(
             f"{manifest_path} is not an edgembed manifest (format != {FORMAT_NAME!r})")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .errors import EdgembedError, ModelLoadError
+from .errors import EdgembedError, ModelLoadError, reason
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 # onnxruntime would try to start that many threads; more than this is a mistake, not a plan.
@@ -80,7 +80,7 @@ def create_session(
         )
     except Exception as exc:  # onnxruntime raises several private exception types
         name = "the in-memory model" if isinstance(model_path, bytes) else model_path
-        raise ModelLoadError(f"cannot load {name} with onnxruntime: {first_line(exc)}") from None
+        raise ModelLoadError(f"cannot load {name} with onnxruntime: {reason(exc)}") from None
 
 
 def run_session(session: ort.InferenceSession, output: str,
@@ -93,10 +93,4 @@ def run_session(session: ort.InferenceSession, output: str,
     except Exception as exc:
         shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in feeds.items())
         raise EdgembedError(f"onnxruntime failed to run the model on {shapes}: "
-                            f"{first_line(exc)}") from None
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, bounded; its type name if it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+                            f"{reason(exc)}") from None

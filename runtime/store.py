@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgembedError, IndexFileError, IndexWriteError
+from .errors import EdgembedError, IndexFileError, IndexWriteError, reason
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -154,13 +154,12 @@ class DocStore:
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
-                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
-                    type(exc).__name__  # SQLite may quote a whole damaged value
+                why = reason(exc, 200)  # SQLite may quote a whole damaged value
                 if writing:
                     raise IndexWriteError(f"cannot write document store {self.path}: "
-                                          f"{reason}; the saved index is unchanged") from None
+                                          f"{why}; the saved index is unchanged") from None
                 raise IndexFileError(f"cannot read document store {self.path} "
-                                     f"({_kind_of_trouble(exc)}): {reason}") from None
+                                     f"({_kind_of_trouble(exc)}): {why}") from None
             except (ValueError, TypeError) as exc:  # a damaged value: JSON, an integer
                 raise IndexFileError(f"document store {self.path} holds a damaged value: "
                                      f"{str(exc)[:200]}") from None

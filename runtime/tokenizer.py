@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from .errors import EdgembedError, ModelLoadError
-from .session import first_line
+from .errors import EdgembedError, ModelLoadError, reason
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -40,7 +39,7 @@ def load_tokenizer(path: Path, max_length: int) -> tuple[Tokenizer, int]:
     except BaseException as exc:  # bare Exception for bad JSON; PanicException for worse
         if not _is_tokenizers_failure(exc):
             raise
-        raise ModelLoadError(f"cannot load tokenizer {path}: {first_line(exc)}") from None
+        raise ModelLoadError(f"cannot load tokenizer {path}: {reason(exc)}") from None
     if specials >= max_length:
         raise ModelLoadError(f"max_seq_length {max_length} leaves no room for text: the "
                              f"tokenizer {path} adds {specials} special tokens to every text")
@@ -56,7 +55,7 @@ def tokenize(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     except BaseException as exc:
         if not _is_tokenizers_failure(exc):
             raise
-        raise EdgembedError(f"the tokenizer failed: {first_line(exc)}") from None
+        raise EdgembedError(f"the tokenizer failed: {reason(exc)}") from None
 
 
 def _is_tokenizers_failure(exc: BaseException) -> bool:
