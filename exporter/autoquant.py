@@ -43,14 +43,16 @@ def choose_float_nodes(fp32: onnx.ModelProto, candidates: Sequence[str],
     calib_ref = embed_batches(fp32, calibration)
     held_ref = embed_batches(fp32, held_out)
 
-    def held_out_loss(excluded: Sequence[str]) -> float:
-        return 1.0 - mean_cosine(held_ref, embed_batches(quantize_without(excluded), held_out))
+    def held_out_loss(excluded: Sequence[str], graph: onnx.ModelProto | None = None) -> float:
+        graph = graph or quantize_without(excluded)
+        return 1.0 - mean_cosine(held_ref, embed_batches(graph, held_out))
 
-    base = mean_cosine(calib_ref, embed_batches(quantize_without([]), calibration))
+    all_int8 = quantize_without([])  # quantizing takes seconds: once for both uses
+    base = mean_cosine(calib_ref, embed_batches(all_int8, calibration))
     gains = {name: mean_cosine(calib_ref, embed_batches(quantize_without([name]), calibration))
              - base for name in candidates}
     order = sorted(candidates, key=lambda name: gains[name], reverse=True)
-    losses = {0: held_out_loss([])}
+    losses = {0: held_out_loss([], all_int8)}
     if losses[0] <= max_loss:
         count = 0
     else:  # smallest prefix of `order` whose held-out loss fits; all-float always fits
@@ -60,7 +62,8 @@ def choose_float_nodes(fp32: onnx.ModelProto, candidates: Sequence[str],
             losses[middle] = held_out_loss(order[:middle])
             low, high = (low, middle) if losses[middle] <= max_loss else (middle, high)
         count = high
-        losses.setdefault(count, held_out_loss(order[:count]))
+        if count not in losses:  # (setdefault would quantize and embed again regardless)
+            losses[count] = held_out_loss(order[:count])
     return {
         "max_loss": max_loss,
         "kept_in_float": order[:count],

@@ -21,6 +21,7 @@ from edgembed.errors import ExportError
 from .feeds import tokenized_batches
 from .prune_vocab import builtin_words
 from .texts import builtin_texts
+from .validate import pool
 
 THREADS = 2
 BATCH_SIZE = 32
@@ -37,16 +38,6 @@ def builtin_heal_texts(synthetic: int = 1200, seed: int = 0) -> list[str]:
     words = builtin_words(35)
     made = [" ".join(rng.choices(words, k=rng.randint(4, 16))) for _ in range(synthetic)]
     return builtin_texts("calibration") + made
-
-
-def pool(hidden: Any, mask: Any, pooling: str) -> Any:
-    """The same pooling as the exported head (head.py) and the torch reference."""
-    mask = mask.unsqueeze(-1).float()
-    if pooling == "cls":
-        return hidden[:, 0]
-    if pooling == "max":
-        return (hidden + (1 - mask) * -1e9).max(dim=1).values
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 def _unit(vectors: Any, dims: int | None) -> Any:

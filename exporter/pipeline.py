@@ -178,8 +178,9 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
             # validation texts stay unseen until the quality card measures them
             batches(calibration[:64]), batches(calibration[64:]), max_loss)
         keep = sorted(set(keep) | set(auto["kept_in_float"]))
+    static = quantize_method == "int8-static"  # the only method that reads calibration
     graph, quantization = quantize(base, "int8-dynamic" if auto else quantize_method,
-                                   keep=keep, calibration=batches(calibration))
+                                   keep=keep, calibration=batches(calibration) if static else None)
     if auto:
         quantization = {**quantization, "method": "auto", "auto": auto}
     manifest = write_package(output, graph, tokenizer_file, {

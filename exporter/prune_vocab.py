@@ -19,6 +19,8 @@ from typing import Any
 
 from edgembed.errors import ExportError
 
+from .texts import read_texts
+
 # built-in lists: English words up to a SCOWL size (smaller = more common words)
 BUILTIN = {"english-20": 20, "english-35": 35, "english-50": 50}
 DEFAULT_BUILTIN = "english-35"
@@ -39,12 +41,7 @@ def vocabulary_texts(source: bool | str | Path) -> tuple[list[str], str]:
     if name in BUILTIN:
         return builtin_words(BUILTIN[name]), (f"built-in {name}: English words up to SCOWL "
                                               f"size {BUILTIN[name]}")
-    path = Path(source)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"cannot read the --prune-vocab word list {path}: {exc}") from None
-    return [line for line in lines if line.strip()], f"file {path.name}"
+    return read_texts(source), f"file {Path(source).name}"
 
 
 def _wordpiece(tokenizer: dict[str, Any]) -> dict[str, Any]:

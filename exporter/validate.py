@@ -7,12 +7,24 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgembed import Encoder
 
 from .source import SourceModel
+
+
+def pool(hidden: Any, attention_mask: Any, pooling: str) -> Any:
+    """Torch pooling of token states, the same as the exported head (head.py): the torch
+    reference and healing both use it."""
+    mask = attention_mask.unsqueeze(-1).float()
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "max":
+        return (hidden + (1 - mask) * -1e9).max(dim=1).values
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 def reference_embeddings(source: SourceModel, texts: Sequence[str],
@@ -40,14 +52,8 @@ def reference_embeddings(source: SourceModel, texts: Sequence[str],
             batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
                               truncation=True, max_length=source.max_seq_length,
                               return_tensors="pt")
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            if source.pooling == "cls":
-                pooled = hidden[:, 0]
-            elif source.pooling == "max":
-                pooled = (hidden + (1 - mask) * -1e9).max(dim=1).values
-            else:
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = pool(model(**batch).last_hidden_state, batch["attention_mask"],
+                          source.pooling)
             if source.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
             rows.append(pooled.numpy())
