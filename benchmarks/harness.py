@@ -23,6 +23,7 @@ import numpy as np
 from edgembed import Encoder, default_package_path, open_package
 from edgembed.beir import load_beir, ndcg_at_k, rank_exact, recall_at_k
 from edgembed.errors import EdgembedError
+from edgembed.package import sha256_file
 
 from . import machine, profiling, schema, systems
 from .systems import System
@@ -90,7 +91,7 @@ def build_variants(source: str, settings: Settings, skipped: list[str]) -> dict[
                        f"({exc.name} is missing)")
         return {}
     weights = next(iter(sorted(Path(source).glob("*.safetensors"))), None)
-    key = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights else "source"
+    key = sha256_file(weights)[:16] if weights else "source"
     variants = {}
     for name, method in (("fp32", "none"), ("int8-dynamic", "int8-dynamic")):
         target = cache_dir(settings) / "variants" / f"{key}-{name}"
@@ -188,12 +189,6 @@ def workload(settings: Settings) -> dict:
                                + ("SciFact test queries" if settings.data else
                                   "built-in validation sentences") + ")",
                     "long": f"{len(long)} {long_how}, batch {BATCH}" if long else long_how}}
-
-
-def token_counts(package: Path, texts: list[str], max_len: int) -> int:
-    encoder = Encoder.load(package, verify=False)
-    encoder.tokenizer.enable_truncation(max_length=max_len)
-    return sum(len(e.ids) for e in encoder.tokenizer.encode_batch(texts))
 
 
 # ---------------------------------------------------------------- measuring
@@ -336,9 +331,9 @@ def run(settings: Settings) -> dict:
     add_ratios(encoders, reference)
     add_agreement(encoders, reference)
 
-    max_len = chosen[0].max_seq_length
-    tokens = {"short": token_counts(package, texts["short"], max_len),
-              "long": token_counts(package, texts["long"], max_len) if texts["long"] else 0}
+    counter = Encoder.load(package, verify=False)  # tokens the model reads, no padding
+    tokens = {"short": int(counter.count_tokens(texts["short"]).sum()),
+              "long": int(counter.count_tokens(texts["long"]).sum()) if texts["long"] else 0}
     log("profiling the package under test with onnxruntime's profiler")
     profile = {"short": profiling.profile_package(package, texts["short"], settings.threads)}
     profile["short"]["sweep"] = profiling.settings_sweep(package, texts["short"], settings.threads)
@@ -441,12 +436,15 @@ def measure_search(package: Path, real, settings: Settings, workdir: Path) -> di
 
 def package_sizes(encoders: dict[str, dict]) -> dict:
     """Model files on disk (symlinks followed) and installed dependencies per system."""
-    out = {}
+    out, dependencies = {}, {}  # per kind: walking a dependency closure stats every file
     for name, row in encoders.items():
         folder = Path(row["path"])
         model = sum(p.resolve().stat().st_size for p in folder.iterdir() if p.is_file())
+        if row["kind"] not in dependencies:
+            dependencies[row["kind"]] = systems.dependency_bytes(
+                systems.DISTRIBUTIONS[row["kind"]])
         out[name] = {"model_mb": round(model / 1e6, 1),
-                     "dependencies": systems.dependency_bytes(systems.DISTRIBUTIONS[row["kind"]])}
+                     "dependencies": dependencies[row["kind"]]}
         out[name]["dependencies_mb"] = round(out[name]["dependencies"]["bytes"] / 1e6, 1)
     return out
 

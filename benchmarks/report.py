@@ -310,16 +310,3 @@ def markdown(result: dict, plot_files: list[str]) -> str:
     if result["skipped"]:
         parts += ["## Skipped", ""] + [f"- {line}" for line in result["skipped"]] + [""]
     return "\n".join(parts)
-
-
-def headline(result: dict) -> str:
-    """The short table the project README quotes."""
-    rows = []
-    for name, row in result["encoders"].items():
-        rows.append([name, _fmt(row["short_per_s"], 0),
-                     _fmt(row.get("short_ratio_vs_reference"), 2),
-                     _fmt(row["latency_p50_ms"], 2), _fmt(row["cold_start_s"], 2),
-                     _fmt(row["peak_rss_mb"], 0), _fmt(result["sizes"][name]["dependencies_mb"], 0),
-                     _fmt(row.get("ndcg@10"), 4)])
-    return markdown_table(["system", "sentences/s", "× torch", "p50 ms", "cold start s",
-                           "peak RSS MB", "deps MB", "SciFact nDCG@10"], rows)

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgembed.codes import pack_signs
+
 K = 10
-
-
-def pack(vectors: np.ndarray) -> np.ndarray:
-    return np.packbits(vectors > 0, axis=1)
 
 
 def synthetic_codes(mean: np.ndarray, cov: np.ndarray, n: int, seed: int,
@@ -33,7 +31,7 @@ def synthetic_codes(mean: np.ndarray, cov: np.ndarray, n: int, seed: int,
     for start in range(0, n, chunk):
         rows = min(chunk, n - start)
         z = rng.standard_normal((rows, len(mean)), dtype=np.float32)
-        out[start:start + rows] = pack(z @ factor.T + mean)
+        out[start:start + rows] = pack_signs(z @ factor.T + mean)
     return out
 
 
@@ -181,7 +179,7 @@ def run(job: dict) -> dict:
     docs, queries = vectors["docs"], vectors["queries"]
     efs, threads, seed = job["expansion_search"], job["threads"], job.get("seed", 0)
 
-    real_codes, real_queries = pack(docs), pack(queries)
+    real_codes, real_queries = pack_signs(docs), pack_signs(queries)
     real_db64 = real_codes.view(np.uint64)
     kth = kth_distances(real_db64, real_queries)
     index, build = usearch_index(real_codes, threads)

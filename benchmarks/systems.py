@@ -54,10 +54,6 @@ def missing_modules(kind: str) -> list[str]:
     return [name for name in NEEDS[kind] if not importable(name)]
 
 
-def folder_bytes(path: str | Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-
-
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
