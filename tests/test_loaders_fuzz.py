@@ -224,31 +224,33 @@ def test_bad_paths(pristine, tmp_path):
             Encoder.load(path)
 
 
-def test_tokenizer_that_loads_but_cannot_encode(pristine, tmp_path):
-    """A valid tokenizer.json whose word-level vocabulary has no unknown token: tokenizers
-    itself fails on unseen words, which must surface as one edgembed line."""
+def with_word_level_tokenizer(pristine: Path, where: Path, vocab: dict[str, int],
+                              unk_token: str | None = None) -> Path:
+    """A copy of the package whose (valid, checksummed) tokenizer.json is a whitespace
+    word-level tokenizer over `vocab`."""
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import Whitespace
 
-    tokenizer = Tokenizer(WordLevel({"a": 1, "short": 2, "[PAD]": 0}))
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token=unk_token))
     tokenizer.pre_tokenizer = Whitespace()
-    package = clone(pristine, tmp_path / "pkg")
+    package = clone(pristine, where)
     replace(package / "tokenizer.json", tokenizer.to_str())
     refresh_checksum(package, "tokenizer.json")
+    return package
+
+
+def test_tokenizer_that_loads_but_cannot_encode(pristine, tmp_path):
+    """A valid tokenizer.json whose word-level vocabulary has no unknown token: tokenizers
+    itself fails on unseen words, which must surface as one edgembed line."""
+    package = with_word_level_tokenizer(pristine, tmp_path / "pkg",
+                                        {"a": 1, "short": 2, "[PAD]": 0})
     assert_clean(*outcome(package), "encode", "tokenizer")
 
 
 def test_token_ids_beyond_the_models_vocabulary(pristine, tmp_path):
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import Whitespace
-
-    tokenizer = Tokenizer(WordLevel({"[PAD]": 0, "[UNK]": 10**6}, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = Whitespace()
-    package = clone(pristine, tmp_path / "pkg")
-    replace(package / "tokenizer.json", tokenizer.to_str())
-    refresh_checksum(package, "tokenizer.json")
+    package = with_word_level_tokenizer(pristine, tmp_path / "pkg",
+                                        {"[PAD]": 0, "[UNK]": 10**6}, unk_token="[UNK]")
     assert_clean(*outcome(package), "encode", "onnxruntime")
 
 
