@@ -8,9 +8,11 @@ graph-level steps (head.py, token_table.py) that the pipeline applies itself."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,8 +127,9 @@ def _copy_side_files(source: Path, target: Path) -> None:
 
 def _heal_texts(option: bool | str | Path) -> tuple[list[str], str]:
     if option is True:
-        return builtin_heal_texts(), "built-in calibration sentences + random sequences " \
-                                     "of built-in English words"
+        return builtin_heal_texts(), "built-in calibration sentences, passages joined from " \
+            f"them, Python {sys.version_info.major}.{sys.version_info.minor} standard-library " \
+            "prose, and random sequences of built-in English words"
     return read_texts(option), f"file {Path(option).name}"
 
 
@@ -136,8 +139,6 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
     what was done (the manifest's `compression.applied`)."""
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
-
-    from .validate import reference_embeddings
 
     hf_logging.set_verbosity_error()
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -160,6 +161,8 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
         applied["vocabulary"] = {"source": described, "texts": len(texts),
                                  "kept_tokens": len(kept),
                                  "original_tokens": len(original["model"]["vocab"])}
+    # the teacher is the original model with the same vocabulary, so both see the same ids
+    teacher = copy.deepcopy(model) if compression.heal else None
     total = layer_count(source)
     if len(kept_layers) < total:
         keep_layers(model, kept_layers)
@@ -182,10 +185,11 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
                               "original_size": len(neuron_scores[0]), "importance": how}
     if compression.heal:
         texts, described = _heal_texts(compression.heal)
-        teacher = reference_embeddings(source, texts)
         report = heal(model, teacher, texts, tokenizer_file, source.pooling,
-                      compression.heal_minutes, compression.heal_steps, compression.dims)
-        applied["heal"] = {"texts_source": described, "teacher": "the original torch model",
+                      compression.heal_minutes, layer_map=kept_layers,
+                      max_steps=compression.heal_steps, dims=compression.dims)
+        applied["heal"] = {"texts_source": described,
+                           "teacher": "the original transformer, with the same vocabulary",
                            **report}
     model.save_pretrained(str(folder), safe_serialization=True)
     return folder, applied

@@ -129,21 +129,50 @@ def test_structured_pruning_gives_a_valid_smaller_graph(structured_package):
 
 
 def test_heal_reduces_the_distillation_loss(minilm_source):
+    import torch
     from transformers import AutoModel
 
     from edgembed.export.heal import heal
     from edgembed.export.prune_layers import keep_layers
-    from edgembed.export.source import read_source
     from edgembed.export.texts import builtin_texts
-    from edgembed.export.validate import reference_embeddings
 
     texts = builtin_texts("calibration")[:32]  # one batch: every step sees the same texts
-    teacher = reference_embeddings(read_source(minilm_source), texts)
+    teacher = AutoModel.from_pretrained(str(minilm_source))
     student = keep_layers(AutoModel.from_pretrained(str(minilm_source)), [0, 5])
+    before = [p.detach().clone() for p in teacher.parameters()]
     report = heal(student, teacher, texts, minilm_source / "tokenizer.json", "mean",
-                  minutes=2, max_steps=8)
+                  minutes=2, layer_map=[0, 5], max_steps=8)
     assert report["steps"] == 8 and report["loss_last"] < report["loss_first"]
+    assert report["sentence_loss_last"] < report["sentence_loss_first"]
     assert not student.get_input_embeddings().weight.requires_grad  # the table stays exact
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))
+
+
+def test_builtin_heal_texts_are_many_distinct_and_fixed():
+    from edgembed.export.heal import builtin_heal_texts, stdlib_paragraphs
+    from edgembed.export.texts import builtin_texts
+
+    prose = stdlib_paragraphs()
+    assert len(prose) > 1000 and prose == sorted(set(prose))
+    assert all(60 <= len(p) <= 1000 and ">>>" not in p for p in prose)
+    texts = builtin_heal_texts()
+    assert len(set(texts)) > 10_000 and texts == builtin_heal_texts()
+    assert not set(builtin_texts("validation")) & set(texts)  # the card's texts stay unseen
+
+
+def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
+    """The teacher sees the student's ids: with nothing structural changed (dims equal to
+    the model's), the student starts as the teacher, so the first loss is zero."""
+    from edgembed.export.compress import compress_source
+    from edgembed.export.source import read_source
+    from edgembed.export.texts import builtin_texts
+
+    _, applied = compress_source(
+        read_source(minilm_source),
+        Compression(prune_vocab="english-20", dims=384, heal=True, heal_steps=1),
+        tmp_path, builtin_texts("calibration"))
+    assert applied["vocabulary"]["kept_tokens"] < 15_000
+    assert applied["heal"]["steps"] == 1 and applied["heal"]["loss_first"] < 1e-6
 
 
 @pytest.mark.parametrize(("options", "export_options", "message"), [
