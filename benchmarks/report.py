@@ -4,6 +4,7 @@ Pure formatting: every number shown comes from the result dict, nothing is typed
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 GOALS = "throughput ≥ 6× sentence-transformers and ≥ 3× fastembed int8; p50 ≤ 1.0 ms; " \
@@ -93,8 +94,8 @@ def goal_rows(result: dict) -> list[list[str]]:
         if peer is None:
             return None
         pairs = zip(ours["per_round"], peer["per_round"], strict=False)
-        values = sorted(a["short_per_s"] / b["short_per_s"] for a, b in pairs)
-        return values[len(values) // 2] if values else None
+        values = [a["short_per_s"] / b["short_per_s"] for a, b in pairs]
+        return statistics.median(values) if values else None
 
     def add(goal: str, value: float | None, target: float, higher: bool, unit: str) -> None:
         if value is None:

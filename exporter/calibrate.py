@@ -23,8 +23,9 @@ MIN_TEXTS = 50
 
 
 def _floats(values: np.ndarray) -> list[float]:
-    """float32 values, shortest repr: keeps the manifest readable and exact for float32."""
-    return [float(repr(v)) for v in np.asarray(values, np.float32).tolist()]
+    """float32 values as JSON numbers: each is the float32's exact value, so reading the
+    manifest back gives the same float32 thresholds bit for bit."""
+    return np.asarray(values, np.float32).tolist()
 
 
 def calibrate(package_dir: str | Path, texts: Sequence[str] | None = None) -> dict[str, Any]:

@@ -150,9 +150,12 @@ def unpack_signs(codes: np.ndarray, dim: int) -> np.ndarray:
 
 
 def popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each element of an unsigned integer array (any width)."""
     if hasattr(np, "bitwise_count"):
         return np.bitwise_count(values)
-    return _POPCOUNT[values]
+    values = np.ascontiguousarray(values)
+    per_byte = _POPCOUNT[values.view(np.uint8)].reshape(*values.shape, values.itemsize)
+    return per_byte.sum(axis=-1, dtype=np.uint8)
 
 
 def hamming_distances(query_codes: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:

@@ -74,6 +74,15 @@ def test_hamming_and_asymmetric_scores_match_brute_force(vectors):
         assert np.allclose(C.asymmetric_scores(queries, packed), queries @ signs.T, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint64])
+def test_popcount_without_numpy_2(monkeypatch, dtype):
+    """numpy < 2 has no bitwise_count: the byte-table fallback must agree for any width."""
+    values = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, size=(7, 5),
+                                               dtype=dtype, endpoint=True)
+    expected = np.array([[bin(int(v)).count("1") for v in row] for row in values])
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert np.array_equal(C.popcount(values), expected)
+
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_residual_codes(vectors, bits):
     scales = C.residual_scales(vectors)
