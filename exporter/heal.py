@@ -24,13 +24,14 @@ import numpy as np
 from edgembed.errors import ExportError
 
 from .feeds import tokenized_batches
+from .prune_layers import layer_list
 from .prune_vocab import builtin_words
 from .texts import builtin_texts
 from .validate import pool
 
 THREADS = 2
 BATCH_SIZE = 32
-MAX_LENGTH = 128  # heal texts are sentences; longer windows only cost time
+MAX_LENGTH = 128  # passages are cut here: longer windows only cost time
 LEARNING_RATE = 3e-4
 WARMUP_STEPS = 10
 LAYER_LOSS_WEIGHT = 1.0
@@ -122,6 +123,9 @@ def heal(student: Any, teacher: Any, texts: Sequence[str], tokenizer_file: Path,
         raise ExportError(f"--heal needs at least {BATCH_SIZE} texts, got {len(texts)}")
     if minutes <= 0:
         raise ExportError(f"--heal-minutes must be positive, got {minutes}")
+    if len(layer_map) != len(layer_list(student)):
+        raise ExportError(f"heal: {len(layer_map)} teacher layers mapped to a student of "
+                          f"{len(layer_list(student))} layers")
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     torch.manual_seed(seed)
