@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgembed import Encoder, default_package_path, open_package
-from edgembed.beir import load_beir, ndcg_at_k, rank_exact, recall_at_k
+from edgembed.beir import exact_search_quality, load_beir
 from edgembed.errors import EdgembedError
 from edgembed.package import sha256_file
 
@@ -304,9 +304,7 @@ def retrieval(package: Path, data, settings: Settings, data_path: str) -> tuple[
         log(f"SciFact with {package.name}: {how}")
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, **vectors)
-    ranked = rank_exact(vectors["docs"], vectors["queries"], data.doc_ids, k=100)
-    return ({"ndcg@10": round(ndcg_at_k(ranked, data.query_ids, data.qrels, 10), 4),
-             "recall@100": round(recall_at_k(ranked, data.query_ids, data.qrels, 100), 4),
+    return ({**exact_search_quality(data, vectors["docs"], vectors["queries"]),
              "package_id": encoder.package.package_id, "embeddings": how}, vectors)
 
 

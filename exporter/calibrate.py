@@ -8,7 +8,6 @@ never touches model.onnx or tokenizer.json."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +27,10 @@ def _floats(values: np.ndarray) -> list[float]:
     return np.asarray(values, np.float32).tolist()
 
 
-def calibrate(package_dir: str | Path, texts: Sequence[str] | None = None) -> dict[str, Any]:
-    """Embed calibration texts (default: the built-in set) with the package and return the
-    manifest's `calibration` section: int8 ranges, residual-code scales and the mean vector."""
-    encoder = Encoder.load(package_dir)
+def calibrate(encoder: Encoder, texts: Sequence[str] | None = None) -> dict[str, Any]:
+    """Embed calibration texts (default: the built-in set) with the loaded package and return
+    the manifest's `calibration` section: int8 ranges, residual-code scales and the mean
+    vector."""
     chosen = list(texts) if texts is not None else builtin_texts("calibration")
     if len(chosen) < MIN_TEXTS:
         raise ExportError(f"calibration needs at least {MIN_TEXTS} texts, got {len(chosen)}")

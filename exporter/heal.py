@@ -12,6 +12,7 @@ steps carry far more signal than one vector per text."""
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -37,11 +38,13 @@ WARMUP_STEPS = 10
 LAYER_LOSS_WEIGHT = 1.0
 
 
-def stdlib_paragraphs() -> list[str]:
+@functools.cache
+def stdlib_paragraphs() -> tuple[str, ...]:
     """English prose from Python's own standard library: docstring paragraphs and the
     language reference (pydoc_data), kept when they read as sentences (mostly letters, no
     doctest, 60–1,000 characters). Natural text of every kind of syntax, available offline
-    on any machine that runs the exporter; sorted, so the same Python gives the same set."""
+    on any machine that runs the exporter; sorted, so the same Python gives the same set.
+    Cached: parsing the standard library takes seconds."""
     import ast
     import sysconfig
     from pydoc_data.topics import topics
@@ -71,7 +74,7 @@ def stdlib_paragraphs() -> list[str]:
                 found.update(prose(ast.get_docstring(node) or ""))
     for text in topics.values():
         found.update(prose(text))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def builtin_heal_texts(synthetic: int = 6000, passages: int = 1000, seed: int = 0) -> list[str]:
@@ -87,7 +90,7 @@ def builtin_heal_texts(synthetic: int = 6000, passages: int = 1000, seed: int = 
     words = builtin_words(50)
     joined = [" ".join(rng.sample(sentences, rng.randint(3, 8))) for _ in range(passages)]
     made = [" ".join(rng.choices(words, k=rng.randint(4, 32))) for _ in range(synthetic)]
-    return sentences + joined + stdlib_paragraphs() + made
+    return [*sentences, *joined, *stdlib_paragraphs(), *made]
 
 
 def _unit(vectors: Any, dims: int | None) -> Any:

@@ -49,7 +49,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _quality_card(source: SourceModel, output: Path, texts: list[str], custom_texts: bool,
+def _quality_card(source: SourceModel, package: Encoder, texts: list[str], custom_texts: bool,
                   eval_data: str | Path | None, reference_dir: Path | None,
                   dims: int | None = None) -> dict[str, Any]:
     """Measure the written package: cosine to torch, speed against the fp32 graph, and
@@ -57,7 +57,7 @@ def _quality_card(source: SourceModel, output: Path, texts: list[str], custom_te
     `source` is the original model, also for compressed packages; with `dims` its vectors
     are cut to the same first dimensions (cosine renormalises)."""
     reference = reference_embeddings(source, texts)
-    agreement = validate_package(output, reference[:, :dims] if dims else reference, texts)
+    agreement = validate_package(package, reference[:, :dims] if dims else reference, texts)
     card: dict[str, Any] = {
         "reference": "torch fp32 " + ("sentence-transformers" if source.is_sentence_transformers
                                       else "transformers + same pooling")
@@ -67,7 +67,7 @@ def _quality_card(source: SourceModel, output: Path, texts: list[str], custom_te
         "how": "cosine between edgembed runtime and torch embeddings of the same texts, "
                "one row per text; mean and min over rows",
     }
-    encoders = {"package": Encoder.load(output, verify=False)}
+    encoders = {"package": package}
     if reference_dir is not None:
         encoders["fp32"] = Encoder.load(reference_dir, verify=False)
         speed = throughput({name: encoder.encode for name, encoder in encoders.items()}, texts)
@@ -204,6 +204,7 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
         "exporter": _versions(),
         "quality": None,
     })
+    package = Encoder.load(output)  # checks what was written against its checksums
     if validate:
         with tempfile.TemporaryDirectory(prefix="edgembed-fp32-") as workdir:
             reference_dir = None
@@ -212,10 +213,10 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
                 write_package(reference_dir, fp32, tokenizer_file, {
                     **{k: manifest[k] for k in ("name", "dim", "max_seq_length", "pooling",
                                                 "normalized", "prefixes", "output")}})
-            manifest["quality"] = _quality_card(original, output, held_out, custom_validation,
+            manifest["quality"] = _quality_card(original, package, held_out, custom_validation,
                                                 eval_data, reference_dir, compression.dims)
     # output-embedding quantization statistics (int8 ranges, residual scales); the manifest
     # is not checksummed, so this rewrites no checksummed file
-    manifest["calibration"] = calibrate(output)
+    manifest["calibration"] = calibrate(package)
     write_manifest(output, manifest)
     return manifest

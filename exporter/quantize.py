@@ -43,7 +43,12 @@ def _quiet() -> None:
     logging.getLogger().setLevel(logging.ERROR)  # the quantizers log every node they skip
 
 
-def _weight_only_int8(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.ModelProto:
+def block_quantize(model: onnx.ModelProto, nodes: Sequence[str], op_type: str,
+                   bits: int) -> onnx.ModelProto:
+    """A copy whose `nodes` (MatMuls or Gathers of stored weights) keep their weights as
+    symmetric `bits`-bit blocks of BLOCK_SIZE with float32 scales: MatMulNBits (blocks along
+    the input axis) or GatherBlockQuantized (blocks along the hidden axis). Weight-only:
+    compute stays float32. Every other node is left as it is."""
     from onnxruntime.quantization import QuantFormat
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -51,15 +56,19 @@ def _weight_only_int8(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.Mode
     )
 
     # the quantizer ORs its include list with the op types, so exclude everything else
-    others = [name for name in weight_matmuls(model) if name not in set(nodes)]
+    wanted = set(nodes)
+    others = [node.name for node in model.graph.node
+              if node.op_type in ("MatMul", "Gather") and node.name not in wanted]
+    axis = 0 if op_type == "MatMul" else 1
     config = DefaultWeightOnlyQuantConfig(
-        block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0, bits=8,
-        quant_format=QuantFormat.QOperator, op_types_to_quantize=("MatMul",),
-        quant_axes=(("MatMul", 0),))
+        block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0, bits=bits,
+        quant_format=QuantFormat.QOperator, op_types_to_quantize=(op_type,),
+        quant_axes=((op_type, axis),))
+    _quiet()
     model = onnx.ModelProto.FromString(model.SerializeToString())  # it edits in place
     quantizer = MatMulNBitsQuantizer(
-        model, bits=8, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0,
-        nodes_to_exclude=others, op_types_to_quantize=("MatMul",), algo_config=config)
+        model, bits=bits, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0,
+        nodes_to_exclude=others, op_types_to_quantize=(op_type,), algo_config=config)
     quantizer.process()
     return quantizer.model.model
 
@@ -68,7 +77,7 @@ def _int8_dynamic(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelProt
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if keep:
-        model = _weight_only_int8(model, keep)
+        model = block_quantize(model, keep, "MatMul", bits=8)
     with tempfile.TemporaryDirectory(prefix="edgembed-quant-") as workdir:
         output = Path(workdir) / "model.onnx"
         quantize_dynamic(model, output, per_channel=True, weight_type=QuantType.QInt8,

@@ -7,13 +7,11 @@ int8 pass, which then leaves the already-quantized lookup alone."""
 
 from __future__ import annotations
 
-import logging
-
 import onnx
 
 from edgembed.errors import ExportError
 
-BLOCK_SIZE = 32
+from .quantize import BLOCK_SIZE, block_quantize
 
 
 def token_gather(model: onnx.ModelProto) -> onnx.NodeProto:
@@ -27,28 +25,9 @@ def token_gather(model: onnx.ModelProto) -> onnx.NodeProto:
 
 def quantize_token_table(model: onnx.ModelProto, bits: int = 4) -> tuple[onnx.ModelProto, dict]:
     """Return a copy whose token lookup is a 4-bit GatherBlockQuantized, and its description."""
-    from onnxruntime.quantization import QuantFormat
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-
     if bits != 4:
         raise ExportError(f"the token table can be stored at 4 bits, not {bits}")
-    target = token_gather(model).name
-    others = [node.name for node in model.graph.node
-              if node.op_type in ("Gather", "MatMul") and node.name != target]
-    config = DefaultWeightOnlyQuantConfig(
-        block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0, bits=4,
-        quant_format=QuantFormat.QOperator, op_types_to_quantize=("Gather",),
-        quant_axes=(("Gather", 1),))
-    logging.getLogger().setLevel(logging.ERROR)
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # it edits in place
-    quantizer = MatMulNBitsQuantizer(
-        model, bits=4, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=0,
-        nodes_to_exclude=others, op_types_to_quantize=("Gather",), algo_config=config)
-    quantizer.process()
-    result = quantizer.model.model
+    result = block_quantize(model, [token_gather(model).name], "Gather", bits=4)
     if not any(node.op_type == "GatherBlockQuantized" for node in result.graph.node):
         raise ExportError("onnxruntime did not quantize the token table")
     return result, {"token_table": f"int4 symmetric blocks of {BLOCK_SIZE} along the hidden "

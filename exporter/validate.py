@@ -69,10 +69,9 @@ def cosine_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, 
             "min_cosine": round(float(cosines.min()), 6), "n_texts": int(len(cosines))}
 
 
-def validate_package(package_dir: Path, reference: np.ndarray,
+def validate_package(encoder: Encoder, reference: np.ndarray,
                      texts: Sequence[str]) -> dict[str, float]:
     """Encode `texts` with the edgembed runtime and compare with `reference` (same texts)."""
-    encoder = Encoder.load(package_dir, verify=False)
     return cosine_agreement(reference, encoder.encode(list(texts)))
 
 
@@ -96,11 +95,8 @@ def throughput(systems: dict[str, Callable[[list[str]], object]], texts: Sequenc
 def retrieval_quality(encoder: Encoder, data_dir: str | Path,
                       split: str = "test") -> dict[str, float]:
     """nDCG@10 and recall@100 with exact float search on a BEIR-layout folder."""
-    from edgembed.beir import load_beir, ndcg_at_k, rank_exact, recall_at_k
+    from edgembed.beir import exact_search_quality, load_beir
 
     data = load_beir(data_dir, split=split)
-    docs = encoder.encode(data.doc_texts, kind="document")
-    queries = encoder.encode(data.query_texts, kind="query")
-    ranked = rank_exact(docs, queries, data.doc_ids, k=100)
-    return {"ndcg@10": round(ndcg_at_k(ranked, data.query_ids, data.qrels, 10), 4),
-            "recall@100": round(recall_at_k(ranked, data.query_ids, data.qrels, 100), 4)}
+    return exact_search_quality(data, encoder.encode(data.doc_texts, kind="document"),
+                                encoder.encode(data.query_texts, kind="query"))

@@ -165,15 +165,29 @@ class Encoder:
         self._check_options(batch_size, precision, dims)
         prefix = self.prefix(kind)
         single = isinstance(texts, str)
-        items = check_texts(texts)
-        out = np.empty((len(items), self.dim), dtype=np.float32)
-        with progress_bar(len(items), show_progress, unit="text") as bar:
-            done = 0
-            for vectors in self._windows(iter(items), int(batch_size), prefix, bar):
-                out[done:done + len(vectors)] = vectors
-                done += len(vectors)
+        out, _ = self._encode_all(check_texts(texts), int(batch_size), prefix, show_progress)
         out = self._convert(out, precision, dims)
         return out[0] if single else out
+
+    def encode_with_usage(self, texts: str | Iterable[str], kind: str = "document",
+                          batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """float32 rows as `encode` gives them (always 2-D), and the tokens the model read
+        for each text as `count_tokens` gives them, from one tokenization: what a server
+        billing usage needs."""
+        self._check_options(batch_size, "float32", None)
+        return self._encode_all(check_texts(texts), int(batch_size), self.prefix(kind), False)
+
+    def _encode_all(self, items: list[str], batch_size: int, prefix: str,
+                    show_progress: bool | None) -> tuple[np.ndarray, np.ndarray]:
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        tokens = np.empty(len(items), dtype=np.int64)
+        with progress_bar(len(items), show_progress, unit="text") as bar:
+            done = 0
+            for vectors, lengths in self._windows(iter(items), batch_size, prefix, bar):
+                out[done:done + len(vectors)] = vectors
+                tokens[done:done + len(vectors)] = lengths
+                done += len(vectors)
+        return out, tokens
 
     def encode_iter(self, texts: str | Iterable[str], batch_size: int = 32,
                     precision: str = "float32", kind: str = "document",
@@ -193,7 +207,7 @@ class Encoder:
 
     def _stream(self, items: Iterator[str], batch_size: int, prefix: str, precision: str,
                 dims: int | None) -> Iterator[np.ndarray]:
-        for vectors in self._windows(items, batch_size, prefix, None):
+        for vectors, _ in self._windows(items, batch_size, prefix, None):
             vectors = self._convert(vectors, precision, dims)
             for start in range(0, len(vectors), batch_size):
                 yield vectors[start:start + batch_size]
@@ -232,8 +246,9 @@ class Encoder:
                               normalize=bool(self.manifest.get("normalized")))
 
     def _windows(self, items: Iterator[str], batch_size: int, prefix: str,
-                 bar: Any) -> Iterator[np.ndarray]:
-        """float32 vectors of successive windows of texts, each read only when needed."""
+                 bar: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """float32 vectors and token counts of successive windows of texts, each window read
+        only when needed."""
         window, cut = batch_size * WINDOW_BATCHES, 0
         while chunk := list(itertools.islice(items, window)):
             texts, n_cut = self._prepare(chunk, prefix)
@@ -259,7 +274,7 @@ class Encoder:
         return prepared, cut
 
     def _encode_window(self, texts: list[str], batch_size: int,
-                       bar: Any) -> np.ndarray:
+                       bar: Any) -> tuple[np.ndarray, np.ndarray]:
         ids = tokenize(self.tokenizer, texts)
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
@@ -270,7 +285,7 @@ class Encoder:
             out[rows] = self._run([ids[i] for i in rows])
             if bar is not None:
                 bar.update(len(rows))
-        return out
+        return out, lengths
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
         """One forward pass over a batch padded to its own longest text (or the fixed shape)."""

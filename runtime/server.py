@@ -270,12 +270,10 @@ def hits_payload(results: list[list[dict[str, Any]]], tokens: np.ndarray, model:
 # ---------------------------------------------------------------- the encoder and the index
 
 def encode_fn(encoder: Encoder) -> EncodeFn:
-    """The batcher's work: float32 rows, and the tokens the model read per text (for usage;
-    tokenizing again costs ~1% of the forward pass)."""
+    """The batcher's work: float32 rows, and the tokens the model read per text (for usage)."""
 
     def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
-        vectors = encoder.encode(texts, kind=kind, show_progress=False)
-        return vectors, encoder.count_tokens(texts, kind=kind)
+        return encoder.encode_with_usage(texts, kind=kind)
 
     return encode
 

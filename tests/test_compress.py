@@ -153,7 +153,7 @@ def test_builtin_heal_texts_are_many_distinct_and_fixed():
     from edgembed.export.texts import builtin_texts
 
     prose = stdlib_paragraphs()
-    assert len(prose) > 1000 and prose == sorted(set(prose))
+    assert len(prose) > 1000 and list(prose) == sorted(set(prose))
     assert all(60 <= len(p) <= 1000 and ">>>" not in p for p in prose)
     texts = builtin_heal_texts()
     assert len(set(texts)) > 10_000 and texts == builtin_heal_texts()

@@ -106,3 +106,15 @@ def test_huge_text_is_cut_with_a_counted_warning(fp32_encoder):
     with pytest.warns(UserWarning, match=r"^1 text\(s\) longer than"):
         vectors = fp32_encoder.encode([huge, "short"])
     assert np.allclose(vectors[0], fp32_encoder.encode(huge[:limit]), atol=1e-5)
+
+
+def test_encode_with_usage_matches_encode_and_count_tokens(fp32_encoder, sentences):
+    """One tokenization serves both: rows as `encode`, counts as `count_tokens`, in input
+    order across sorting windows; the empty text reads [CLS] [SEP], a long one is truncated."""
+    texts = [f"{sentences[i % 20]} #{i}" for i in range(40)] + ["", "a " * 400]
+    vectors, tokens = fp32_encoder.encode_with_usage(texts, kind="query", batch_size=2)
+    assert np.allclose(vectors, fp32_encoder.encode(texts, kind="query"), atol=1e-5)
+    assert np.array_equal(tokens, fp32_encoder.count_tokens(texts, kind="query"))
+    assert tokens[-2] == 2 and tokens[-1] == fp32_encoder.max_seq_length
+    with pytest.raises(EdgembedError, match="batch_size"):
+        fp32_encoder.encode_with_usage(texts, batch_size=0)

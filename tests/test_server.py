@@ -389,14 +389,14 @@ def test_unknown_route_and_method(port):
 
 
 def test_encoder_failure_is_a_500_and_the_server_lives_on(port, default_encoder, monkeypatch):
-    real = default_encoder.encode
+    real = default_encoder.encode_with_usage
 
     def failing(texts, **kwargs):
         if "explode" in texts:
             raise RuntimeError("onnxruntime fell over")
         return real(texts, **kwargs)
 
-    monkeypatch.setattr(default_encoder, "encode", failing)
+    monkeypatch.setattr(default_encoder, "encode_with_usage", failing)
     status, data = embed(port, input=["explode"])
     error = assert_error(status, data, 500, "internal error")
     assert "onnxruntime" not in error["message"]  # internals stay in the server log
