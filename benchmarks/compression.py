@@ -42,7 +42,8 @@ QUANTIZE = "auto"
 
 
 def variants(heal_minutes: float) -> dict[str, Compression]:
-    """What is exported, all quantized like the default (QUANTIZE, max_loss 0.005)."""
+    """What is exported, quantized like the default (QUANTIZE, max_loss 0.005) unless the
+    variant has 4-bit weights (see quantize_method)."""
     return {
         "vocab english-35, 4-bit table": Compression(prune_vocab="english-35", table_bits=4),
         "vocab english-50, 4-bit table": Compression(prune_vocab="english-50", table_bits=4),
@@ -51,7 +52,16 @@ def variants(heal_minutes: float) -> dict[str, Compression]:
         # about the same parameters and speed as four layers, one layer deeper
         "layers 0,1,2,4,5, FFN -30%, healed": Compression(
             keep_layers=[0, 1, 2, 4, 5], prune_ffn=0.3, heal=True, heal_minutes=heal_minutes),
+        # int8 weights leave no room for a table under 15 MB: 4-bit weights make it
+        "vocab latin, 4-bit weights and table": Compression(prune_vocab="latin", table_bits=4,
+                                                            weight_bits=4),
     }
+
+
+def quantize_method(compression: Compression) -> str:
+    """QUANTIZE, except for 4-bit weights: int8-dynamic (its lookups only), since auto's loss
+    budget would keep nearly every MatMul at 8 bits and undo the point of the variant."""
+    return "int8-dynamic" if compression.weight_bits else QUANTIZE
 
 
 def package_mb(path: Path) -> float:
@@ -113,11 +123,12 @@ def main() -> None:
     for number, (name, compression) in enumerate(chosen.items()):
         start = time.monotonic()
         output = workdir / f"variant-{number}"
-        manifest = export_model(source, output, quantize_method=QUANTIZE, max_loss=0.005,
+        method = quantize_method(compression)
+        manifest = export_model(source, output, quantize_method=method, max_loss=0.005,
                                 compression=compression, name=f"minilm-{number}")
         packages[name] = output
         built[name] = {"export_seconds": round(time.monotonic() - start, 1),
-                       "quantization": QUANTIZE,
+                       "quantization": method,
                        "options": manifest["compression"]["requested"],
                        "applied": manifest["compression"]["applied"],
                        "card": {k: manifest["quality"][k]

@@ -24,13 +24,8 @@ from .feeds import tokenized_batches
 from .heal import builtin_heal_texts, heal
 from .prune_layers import keep_layers, layers_to_keep
 from .prune_structure import check_ratio, importance, prune_ffn, prune_heads
-from .prune_vocab import (
-    kept_token_ids,
-    prune_embeddings,
-    prune_tokenizer,
-    vocab_txt,
-    vocabulary_texts,
-)
+from .prune_vocab import kept_vocabulary, prune_embeddings, prune_tokenizer, vocab_txt
+from .quantize import check_weight_bits
 from .source import WEIGHT_FILES, SourceModel
 from .texts import read_texts
 
@@ -42,7 +37,8 @@ IMPORTANCE_TEXTS = 128
 class Compression:
     """What to remove. `prune_vocab` / `heal`: True for the built-in texts, or a path to a
     file of texts (one per line). Ratios are the fraction of heads / FFN neurons removed
-    in every layer. `table_bits=4` stores the token table as 4-bit blocks."""
+    in every layer. `table_bits=4` stores the token table as 4-bit blocks; `weight_bits=4`
+    every weight MatMul (see quantize.py)."""
 
     prune_vocab: bool | str | Path = False
     layers: int | None = None
@@ -54,6 +50,7 @@ class Compression:
     heal_steps: int | None = None
     dims: int | None = None
     table_bits: int | None = None
+    weight_bits: int | None = None
 
     @property
     def changes_model(self) -> bool:
@@ -107,6 +104,8 @@ def check_compression(compression: Compression, source: SourceModel, quantize_me
                               f"got {compression.table_bits}")
         if quantize_method == "fp16":
             raise ExportError("--table-bits 4 needs a float32 graph; not with --quantize fp16")
+    if compression.weight_bits is not None:
+        check_weight_bits(compression.weight_bits, quantize_method)
     return kept
 
 
@@ -151,15 +150,14 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
     applied: dict[str, Any] = {}
 
     if compression.prune_vocab:
-        texts, described = vocabulary_texts(compression.prune_vocab)
-        kept = kept_token_ids(source.path / "tokenizer.json", texts)
+        kept, described = kept_vocabulary(source.path / "tokenizer.json",
+                                          compression.prune_vocab)
         original = json.loads((source.path / "tokenizer.json").read_text(encoding="utf-8"))
         pruned = prune_tokenizer(original, kept)
         tokenizer_file.write_text(json.dumps(pruned, ensure_ascii=False), encoding="utf-8")
         (folder / "vocab.txt").write_text(vocab_txt(pruned), encoding="utf-8")
         prune_embeddings(model, kept)
-        applied["vocabulary"] = {"source": described, "texts": len(texts),
-                                 "kept_tokens": len(kept),
+        applied["vocabulary"] = {**described, "kept_tokens": len(kept),
                                  "original_tokens": len(original["model"]["vocab"])}
     # the teacher is the original model with the same vocabulary, so both see the same ids
     teacher = copy.deepcopy(model) if compression.heal else None

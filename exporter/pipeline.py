@@ -1,5 +1,5 @@
 """The export pipeline: read → [compress] → export → optimise → head → [shape] →
-[4-bit token table] → quantize → write → validate → calibrate.
+[4-bit token table] → quantize (optionally 4-bit weights) → write → validate → calibrate.
 
 Each step is a function of its own module; this one only composes them and records
 what was done in the manifest. Compression (compress.py) rewrites the torch model into a
@@ -169,18 +169,20 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
                                  pad_to=shape[1] if shape else None)
 
     keep = matching_nodes(fp32, keep_nodes)
+    weight_bits = compression.weight_bits or 8
     auto = None
     if quantize_method == "auto":
         auto = choose_float_nodes(
             fp32, weight_matmuls(fp32),
-            lambda kept: quantize(base, "int8-dynamic", keep=kept)[0],
+            lambda kept: quantize(base, "int8-dynamic", kept, weight_bits=weight_bits)[0],
             # sensitivity on 64 calibration texts, the stopping rule on the others: the
             # validation texts stay unseen until the quality card measures them
             batches(calibration[:64]), batches(calibration[64:]), max_loss)
         keep = sorted(set(keep) | set(auto["kept_in_float"]))
     static = quantize_method == "int8-static"  # the only method that reads calibration
     graph, quantization = quantize(base, "int8-dynamic" if auto else quantize_method,
-                                   keep=keep, calibration=batches(calibration) if static else None)
+                                   keep=keep, calibration=batches(calibration) if static else None,
+                                   weight_bits=weight_bits)
     if auto:
         quantization = {**quantization, "method": "auto", "auto": auto}
     manifest = write_package(output, graph, tokenizer_file, {

@@ -7,11 +7,17 @@ continuing prefix, so any word made of known characters still tokenizes into pie
 every all-digit token (numbers are in every language); then renumber them. WordPiece is
 greedy longest-match, so every word of the list tokenizes exactly as before; other words
 fall back to shorter pieces, or to [UNK], never to an error.
+
+The built-in `latin` source is a lighter cut for English (and other Latin-script) text that
+must keep every word it can spell: instead of a word list it keeps every token written in
+Latin or Greek letters, digits, punctuation and symbols, and drops the `[unused…]`
+placeholders and the letters of other scripts, which such text never reaches.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -24,6 +30,8 @@ from .texts import read_texts
 # built-in lists: English words up to a SCOWL size (smaller = more common words)
 BUILTIN = {"english-20": 20, "english-35": 35, "english-50": 50}
 DEFAULT_BUILTIN = "english-35"
+LATIN = "latin"
+LATIN_SCRIPTS = ("LATIN", "GREEK")  # Greek: the letters of science and maths (α, β, μ, Ω)
 
 
 def builtin_words(max_size: int = 50) -> list[str]:
@@ -42,6 +50,18 @@ def vocabulary_texts(source: bool | str | Path) -> tuple[list[str], str]:
         return builtin_words(BUILTIN[name]), (f"built-in {name}: English words up to SCOWL "
                                               f"size {BUILTIN[name]}")
     return read_texts(source), f"file {Path(source).name}"
+
+
+def kept_vocabulary(tokenizer_file: Path, source: bool | str | Path) -> tuple[list[int], dict]:
+    """Old ids to keep for a --prune-vocab SOURCE (see vocabulary_texts, or `latin`), and
+    what the manifest records about the source."""
+    if str(source) == LATIN:
+        return latin_token_ids(tokenizer_file), {
+            "source": "built-in latin: every token of Latin or Greek letters, digits, "
+                      "punctuation and symbols; [unused…] placeholders and other scripts "
+                      "dropped"}
+    texts, described = vocabulary_texts(source)
+    return kept_token_ids(tokenizer_file, texts), {"source": described, "texts": len(texts)}
 
 
 def _wordpiece(tokenizer: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +98,30 @@ def kept_token_ids(tokenizer_file: Path, texts: Iterable[str]) -> list[int]:
     pieces = {token for token, text in bare.items() if len(text) == 1 or text.isdigit()}
     specials = {token["id"] for token in data.get("added_tokens", [])}
     return sorted(used | specials | {unk} | {model["vocab"][token] for token in pieces})
+
+
+def _latin_character(character: str) -> bool:
+    if not character.isalpha() or ord(character) < 0x0250:  # Latin-1 and Latin Extended
+        return True
+    return unicodedata.name(character, "").split(" ")[0] in LATIN_SCRIPTS
+
+
+def latin_token_ids(tokenizer_file: Path) -> list[int]:
+    """Old ids to keep, ascending: special/added tokens, [UNK], and every token whose
+    characters are all Latin or Greek letters, digits, punctuation or symbols. Bracketed
+    placeholders such as [unused0] go: the pre-tokenizer splits punctuation off, so no text
+    ever produces them."""
+    data = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))
+    model = _wordpiece(data)
+    prefix = model.get("continuing_subword_prefix", "##")
+    specials = {token["id"] for token in data.get("added_tokens", [])}
+    kept = {model["vocab"][model["unk_token"]]} | specials
+    for token, old in model["vocab"].items():
+        text = token[len(prefix):] if token.startswith(prefix) and token != prefix else token
+        placeholder = len(text) > 1 and text.startswith("[") and text.endswith("]")
+        if not placeholder and all(_latin_character(character) for character in text):
+            kept.add(old)
+    return sorted(kept)
 
 
 def _remap_processor(processor: dict[str, Any] | None, new_id: dict[int, int]) -> None:

@@ -8,6 +8,11 @@ Methods:
 * ``int8-static``: QDQ with activation ranges calibrated on texts (fixed scales, so a
   text's vector does not depend on its batch neighbours), per-channel weights.
 * ``fp16``: float16 weights and compute, float32 inputs/outputs (for accelerators).
+
+``weight_bits=4`` (with ``int8-dynamic`` or ``none``) first stores every weight MatMul not
+in ``keep`` as symmetric 4-bit blocks of 32 (MatMulNBits, fp32 compute): 5 bits per weight
+instead of 8, for packages that must be small more than fast (0.8× the int8 package's
+speed on our 2-core AVX2 machine: benchmarks/results/compression-4bit.json).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import onnx
 from edgembed.errors import ExportError
 
 METHODS = ("none", "fp16", "int8-dynamic", "int8-static", "auto")
+WEIGHT_BITS = (8, 4)
+FOUR_BIT_METHODS = ("none", "int8-dynamic", "auto")
 BLOCK_SIZE = 32
 
 
@@ -124,19 +131,38 @@ def _fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return convert_float_to_float16(model, keep_io_types=True)
 
 
+def check_weight_bits(weight_bits: int, method: str) -> None:
+    if weight_bits not in WEIGHT_BITS:
+        raise ExportError(f"--weight-bits must be one of {WEIGHT_BITS}, got {weight_bits}")
+    if weight_bits == 4 and method not in FOUR_BIT_METHODS:
+        raise ExportError(f"--weight-bits 4 stores the MatMul weights itself; pair it with "
+                          f"--quantize {', '.join(FOUR_BIT_METHODS)}, not {method}")
+
+
 def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
-             calibration: list[dict] | None = None) -> tuple[onnx.ModelProto, dict]:
+             calibration: list[dict] | None = None,
+             weight_bits: int = 8) -> tuple[onnx.ModelProto, dict]:
     """Return the quantized graph and a description of what was done, for the manifest.
 
     `keep`: node names left in higher precision; `calibration`: tokenized batches for
-    int8-static. (`auto` chooses `keep` first, see autoquant.py, then calls int8-dynamic.)"""
+    int8-static; `weight_bits=4`: the other weight MatMuls as 4-bit blocks. (`auto` chooses
+    `keep` first, see autoquant.py, then calls int8-dynamic.)"""
     if method not in METHODS or method == "auto":
         raise ExportError(f"quantize method must be one of {', '.join(METHODS)}, "
                           f"got {method!r}")
+    check_weight_bits(weight_bits, method)
     unknown = set(keep) - {node.name for node in model.graph.node}
     if unknown:
         raise ExportError(f"no such node(s) to keep in float: {', '.join(sorted(unknown))}")
     _quiet()
+    if weight_bits == 4:
+        four_bit = [name for name in weight_matmuls(model) if name not in set(keep)]
+        model = block_quantize(model, four_bit, "MatMul", bits=4)
+        graph, described = quantize(model, method, keep)
+        return graph, {**described, "weights": f"{len(four_bit)} MatMuls as symmetric 4-bit "
+                       f"blocks of {BLOCK_SIZE} (MatMulNBits, fp32 compute); lookups "
+                       + ("int8 per-channel" if method == "int8-dynamic" else "float32"),
+                       "weight_bits": 4}
     if method == "none":
         return model, {"method": "none", "weights": "float32"}
     if method == "fp16":

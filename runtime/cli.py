@@ -130,7 +130,8 @@ def _compression(args: argparse.Namespace):
         prune_vocab=args.prune_vocab, layers=args.layers, keep_layers=keep,
         prune_heads=args.prune_heads, prune_ffn=args.prune_ffn, heal=args.heal,
         heal_minutes=args.heal_minutes if args.heal_minutes is not None else 5.0,
-        heal_steps=args.heal_steps, dims=args.dims, table_bits=args.table_bits)
+        heal_steps=args.heal_steps, dims=args.dims, table_bits=args.table_bits,
+        weight_bits=args.weight_bits)
     return None if compression == Compression() else compression
 
 
@@ -317,9 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     shrink.add_argument("--prune-vocab", nargs="?", const=True, default=False,
                         metavar="SOURCE", help="keep only the tokens needed for a word list or "
                         "corpus file (one text per line), or built-in english-20/35/50 "
-                        "(default english-35)")
+                        "(default english-35), or built-in latin (every Latin/Greek-script "
+                        "token; drops [unused] rows and other scripts)")
     shrink.add_argument("--table-bits", type=int, choices=(4,),
                         help="store the token-embedding table as 4-bit blocks")
+    shrink.add_argument("--weight-bits", type=int, choices=(4,),
+                        help="store every weight MatMul as 4-bit blocks (smaller, ~0.7x the "
+                        "speed); with --quantize int8-dynamic, auto or none")
     shrink.add_argument("--layers", type=int, metavar="N", help="keep the first N layers")
     shrink.add_argument("--keep-layers", metavar="LIST", help="keep these layers, e.g. 0,1,2,5")
     shrink.add_argument("--prune-heads", type=float, default=0.0, metavar="R",

@@ -16,7 +16,12 @@ from edgembed.cli import main
 from edgembed.errors import ExportError
 from edgembed.export import export_model
 from edgembed.export.compress import Compression
-from edgembed.export.prune_vocab import builtin_words, kept_token_ids, prune_tokenizer
+from edgembed.export.prune_vocab import (
+    builtin_words,
+    kept_token_ids,
+    latin_token_ids,
+    prune_tokenizer,
+)
 
 # sentences of common words, all in the built-in english-20 list
 IN_VOCABULARY = [
@@ -106,6 +111,60 @@ def test_in_vocabulary_text_matches_the_unpruned_model(minilm_source, tmp_path):
     assert cosines(Encoder.load(output).encode(IN_VOCABULARY), reference).min() >= 0.999
 
 
+def _pruned_tokenizer(minilm_source, kept: list[int], tmp_path):
+    from tokenizers import Tokenizer
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(prune_tokenizer(_tokenizer(minilm_source), kept)), "utf-8")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def test_latin_vocabulary_keeps_every_latin_and_greek_token(minilm_source, tmp_path):
+    from tokenizers import Tokenizer
+
+    kept = latin_token_ids(minilm_source / "tokenizer.json")
+    by_id = {i: t for t, i in _tokenizer(minilm_source)["model"]["vocab"].items()}
+    dropped = {by_id[i] for i in set(by_id) - set(kept)}
+    assert {"[unused0]", "[unused993]", "東", "##ل", "м"} <= dropped
+    assert not dropped & {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "α", "##β", "é", "½"}
+    assert 27_000 < len(kept) < len(by_id) - 2_000
+    before = Tokenizer.from_file(str(minilm_source / "tokenizer.json"))
+    before.no_truncation()
+    after = _pruned_tokenizer(minilm_source, kept, tmp_path)
+    latin = [*IN_VOCABULARY, "naïve café crème brûlée", "TNF-α and IL-1β levels (p < 0.05)",
+             "pneumonoultramicroscopicsilicovolcanoconiosis", "½ ∑ ≤ ∞ © ®", "Ünïcödé façade"]
+    assert [e.tokens for e in before.encode_batch(latin)] == \
+        [e.tokens for e in after.encode_batch(latin)]
+    assert [e.tokens for e in after.encode_batch(UNICODE)]  # every input tokenizes
+    assert "[UNK]" in after.encode("東京 мир").tokens
+
+
+def test_four_bit_latin_package_fits_15_mb_and_encodes_any_unicode(minilm_source, tmp_path,
+                                                                  default_encoder):
+    output = tmp_path / "four-bit"
+    manifest = export_model(minilm_source, output, quantize_method="int8-dynamic",
+                            validate=False, compression=Compression(
+                                prune_vocab="latin", table_bits=4, weight_bits=4))
+    assert manifest["quantization"]["weight_bits"] == 4
+    assert sum(f["bytes"] for f in manifest["files"].values()) <= 15_000_000
+    model = onnx.load(str(output / "model.onnx"))
+    nbits = [node for node in model.graph.node if node.op_type == "MatMulNBits"]
+    assert len(nbits) == 36  # every weight MatMul of 6 layers: Q, K, V, out, FFN up, down
+    assert all(onnx.helper.get_attribute_value(attr) == 4
+               for node in nbits for attr in node.attribute if attr.name == "bits")
+    weights = {init.name for init in model.graph.initializer}
+    assert not [node for node in model.graph.node
+                if node.op_type == "MatMul" and node.input[1] in weights]
+    encoder = Encoder.load(output)
+    vectors = encoder.encode(UNICODE)
+    assert vectors.shape == (len(UNICODE), 384) and np.isfinite(vectors).all()
+    # 4-bit weights drift (mean ~0.96 against fp32) but must still mean the same thing
+    assert cosines(encoder.encode(IN_VOCABULARY), default_encoder.encode(IN_VOCABULARY)).mean() \
+        >= 0.9
+
+
 def _layer_numbers(model: onnx.ModelProto) -> set[int]:
     return {int(m.group(1)) for node in model.graph.node
             if (m := re.search(r"/layer\.(\d+)/", node.name))}
@@ -192,6 +251,9 @@ def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
     ({"prune_heads": 0.5}, {"optimize_level": 1}, "--optimize 0"),
     ({"table_bits": 4}, {"quantize_method": "fp16"}, "fp16"),
     ({"table_bits": 3}, {}, "--table-bits"),
+    ({"weight_bits": 4}, {"quantize_method": "fp16"}, "pair it with --quantize"),
+    ({"weight_bits": 4}, {"quantize_method": "int8-static"}, "pair it with --quantize"),
+    ({"weight_bits": 2}, {}, "--weight-bits must be one of"),
 ])
 def test_nonsense_combinations_refused(minilm_source, tmp_path, options, export_options,
                                        message):
@@ -217,3 +279,11 @@ def test_cli_refuses_with_one_line(argv, message, tmp_path, capsys):
     source = [] if "--recipe" in argv else ["src"]
     assert main(["export", *source, "-o", str(tmp_path / "o"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_passes_weight_bits_through(minilm_source, tmp_path, capsys):
+    argv = ["export", str(minilm_source), "-o", str(tmp_path / "o"), "--weight-bits", "4",
+            "--quantize", "int8-static"]
+    assert main(argv) == 2
+    assert "--weight-bits 4 stores the MatMul weights itself" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
