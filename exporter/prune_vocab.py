@@ -9,9 +9,10 @@ greedy longest-match, so every word of the list tokenizes exactly as before; oth
 fall back to shorter pieces, or to [UNK], never to an error.
 
 The built-in `latin` source is a lighter cut for English (and other Latin-script) text that
-must keep every word it can spell: instead of a word list it keeps every token written in
-Latin or Greek letters, digits, punctuation and symbols, and drops the `[unused…]`
-placeholders and the letters of other scripts, which such text never reaches.
+must keep every word it can spell: instead of a word list it keeps every token whose
+letters are all Latin or Greek (digits, punctuation, symbols and marks pass), and drops the
+`[unused…]` placeholders and the tokens with letters of other scripts, which such text
+never reaches.
 """
 
 from __future__ import annotations
@@ -57,9 +58,8 @@ def kept_vocabulary(tokenizer_file: Path, source: bool | str | Path) -> tuple[li
     what the manifest records about the source."""
     if str(source) == LATIN:
         return latin_token_ids(tokenizer_file), {
-            "source": "built-in latin: every token of Latin or Greek letters, digits, "
-                      "punctuation and symbols; [unused…] placeholders and other scripts "
-                      "dropped"}
+            "source": "built-in latin: every token whose letters are all Latin or Greek; "
+                      "[unused…] placeholders and other scripts' letters dropped"}
     texts, described = vocabulary_texts(source)
     return kept_token_ids(tokenizer_file, texts), {"source": described, "texts": len(texts)}
 
@@ -101,6 +101,7 @@ def kept_token_ids(tokenizer_file: Path, texts: Iterable[str]) -> list[int]:
 
 
 def _latin_character(character: str) -> bool:
+    """Not a letter (digits, punctuation, symbols, marks), or a Latin or Greek letter."""
     if not character.isalpha() or ord(character) < 0x0250:  # Latin-1 and Latin Extended
         return True
     return unicodedata.name(character, "").split(" ")[0] in LATIN_SCRIPTS
@@ -108,7 +109,7 @@ def _latin_character(character: str) -> bool:
 
 def latin_token_ids(tokenizer_file: Path) -> list[int]:
     """Old ids to keep, ascending: special/added tokens, [UNK], and every token whose
-    characters are all Latin or Greek letters, digits, punctuation or symbols. Bracketed
+    letters are all Latin or Greek (see _latin_character). Bracketed
     placeholders such as [unused0] go: the pre-tokenizer splits punctuation off, so no text
     ever produces them."""
     data = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))

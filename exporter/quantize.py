@@ -9,10 +9,11 @@ Methods:
   text's vector does not depend on its batch neighbours), per-channel weights.
 * ``fp16``: float16 weights and compute, float32 inputs/outputs (for accelerators).
 
-``weight_bits=4`` (with ``int8-dynamic`` or ``none``) first stores every weight MatMul not
-in ``keep`` as symmetric 4-bit blocks of 32 (MatMulNBits, fp32 compute): 5 bits per weight
-instead of 8, for packages that must be small more than fast (0.8× the int8 package's
-speed on our 2-core AVX2 machine: benchmarks/results/compression-4bit.json).
+``weight_bits=4`` (with ``int8-dynamic`` or ``none``; ``auto`` chooses ``keep`` for it)
+first stores every weight MatMul not in ``keep`` as symmetric 4-bit blocks of 32
+(MatMulNBits, fp32 compute): 5 bits per weight instead of 8, for packages that must be
+small more than fast (slower than the int8 package on our 2-core AVX2 machine: see
+benchmarks/results/compression.json).
 """
 
 from __future__ import annotations
@@ -156,13 +157,14 @@ def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
         raise ExportError(f"no such node(s) to keep in float: {', '.join(sorted(unknown))}")
     _quiet()
     if weight_bits == 4:
-        four_bit = [name for name in weight_matmuls(model) if name not in set(keep)]
-        model = block_quantize(model, four_bit, "MatMul", bits=4)
-        graph, described = quantize(model, method, keep)
-        return graph, {**described, "weights": f"{len(four_bit)} MatMuls as symmetric 4-bit "
-                       f"blocks of {BLOCK_SIZE} (MatMulNBits, fp32 compute); lookups "
-                       + ("int8 per-channel" if method == "int8-dynamic" else "float32"),
-                       "weight_bits": 4}
+        kept = set(keep)
+        four_bit = [name for name in weight_matmuls(model) if name not in kept]
+        graph, described = quantize(block_quantize(model, four_bit, "MatMul", bits=4),
+                                    method, keep)
+        return graph, {**described, "weight_bits": 4,
+                       "weights": f"{len(four_bit)} MatMuls as symmetric 4-bit blocks of "
+                       f"{BLOCK_SIZE} (MatMulNBits, fp32 compute); other weights "
+                       + ("as int8-dynamic" if method == "int8-dynamic" else "float32")}
     if method == "none":
         return model, {"method": "none", "weights": "float32"}
     if method == "fp16":
