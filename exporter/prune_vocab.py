@@ -74,30 +74,37 @@ def _wordpiece(tokenizer: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
+def _vocabulary(tokenizer_file: Path) -> tuple[dict[str, Any], dict[str, str], set[int]]:
+    """A tokenizer.json's WordPiece model, each token's text without the continuing prefix,
+    and the ids every pruned vocabulary keeps (added/special tokens and [UNK])."""
+    data = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))
+    model = _wordpiece(data)
+    prefix = model.get("continuing_subword_prefix", "##")
+    bare = {token: token[len(prefix):] if token.startswith(prefix) else token
+            for token in model["vocab"]}
+    always = {token["id"] for token in data.get("added_tokens", [])}
+    return model, bare, always | {model["vocab"][model["unk_token"]]}
+
+
 def kept_token_ids(tokenizer_file: Path, texts: Iterable[str]) -> list[int]:
     """Old ids to keep, ascending: special/added tokens, [UNK], the tokens of `texts`, the
     single characters with and without the continuing prefix, and all-digit tokens."""
     from tokenizers import Tokenizer
 
-    data = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))
-    model = _wordpiece(data)
+    model, bare, always = _vocabulary(tokenizer_file)
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     tokenizer.no_padding()
     tokenizer.no_truncation()
     used: set[int] = set()
     for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False):
         used.update(encoding.ids)
-    unk = model["vocab"][model["unk_token"]]
-    used.discard(unk)
+    used.discard(model["vocab"][model["unk_token"]])
     if not used:
         raise ExportError("the --prune-vocab word list yields no tokens (empty, or every "
                           "word is [UNK] for this tokenizer)")
-    prefix = model.get("continuing_subword_prefix", "##")
-    bare = {token: token[len(prefix):] if token.startswith(prefix) else token
-            for token in model["vocab"]}
-    pieces = {token for token, text in bare.items() if len(text) == 1 or text.isdigit()}
-    specials = {token["id"] for token in data.get("added_tokens", [])}
-    return sorted(used | specials | {unk} | {model["vocab"][token] for token in pieces})
+    pieces = {model["vocab"][token] for token, text in bare.items()
+              if len(text) == 1 or text.isdigit()}
+    return sorted(used | always | pieces)
 
 
 def _latin_character(character: str) -> bool:
@@ -112,17 +119,11 @@ def latin_token_ids(tokenizer_file: Path) -> list[int]:
     letters are all Latin or Greek (see _latin_character). Bracketed
     placeholders such as [unused0] go: the pre-tokenizer splits punctuation off, so no text
     ever produces them."""
-    data = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))
-    model = _wordpiece(data)
-    prefix = model.get("continuing_subword_prefix", "##")
-    specials = {token["id"] for token in data.get("added_tokens", [])}
-    kept = {model["vocab"][model["unk_token"]]} | specials
-    for token, old in model["vocab"].items():
-        text = token[len(prefix):] if token.startswith(prefix) and token != prefix else token
-        placeholder = len(text) > 1 and text.startswith("[") and text.endswith("]")
-        if not placeholder and all(_latin_character(character) for character in text):
-            kept.add(old)
-    return sorted(kept)
+    model, bare, always = _vocabulary(tokenizer_file)
+    latin = {model["vocab"][token] for token, text in bare.items()
+             if not (len(text) > 1 and text.startswith("[") and text.endswith("]"))
+             and all(_latin_character(character) for character in text)}
+    return sorted(always | latin)
 
 
 def _remap_processor(processor: dict[str, Any] | None, new_id: dict[int, int]) -> None:
