@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgembed.codes import pack_signs, popcount
+from edgembed.codes import pack_signs
 
 K = 10
 
@@ -48,7 +48,7 @@ def bit_statistics(codes: np.ndarray, sample: int = 5000) -> dict:
 
 def numpy_topk(db64: np.ndarray, query: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     """xor + popcount over 64-bit words, then a partial sort."""
-    distances = popcount(db64 ^ query.view(np.uint64)).sum(axis=1, dtype=np.int32)
+    distances = np.bitwise_count(db64 ^ query.view(np.uint64)).sum(axis=1, dtype=np.int32)
     top = np.argpartition(distances, k)[:k]
     order = np.argsort(distances[top], kind="stable")
     return top[order], distances[top[order]]
@@ -77,7 +77,7 @@ def recall(db64: np.ndarray, queries: np.ndarray, results: list[np.ndarray],
     hits = []
     for query, keys, limit in zip(queries, results, kth, strict=True):
         keys = np.asarray(keys, dtype=np.int64)[:K]
-        found = popcount(db64[keys] ^ query.view(np.uint64)).sum(axis=1)
+        found = np.bitwise_count(db64[keys] ^ query.view(np.uint64)).sum(axis=1)
         hits.append(min(int(np.sum(found <= limit)), K) / K)
     return round(float(np.mean(hits)), 4)
 

@@ -35,8 +35,6 @@ from .errors import EdgembedError
 
 PRECISIONS = ("float32", "int8", "binary", "ubinary")
 MAX_RESIDUAL_BITS = 4
-# popcount of every byte value, for numpy builds without np.bitwise_count (numpy < 2)
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 # the 8 bits of every byte value, np.packbits order: row b is np.unpackbits(b)
 _BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
 # above this many queries, unpacking the documents once beats a lookup table per query
@@ -149,22 +147,13 @@ def unpack_signs(codes: np.ndarray, dim: int) -> np.ndarray:
     return signs[0] if single else signs
 
 
-def popcount(values: np.ndarray) -> np.ndarray:
-    """Set bits of each element of an unsigned integer array (any width)."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(values)
-    values = np.ascontiguousarray(values)
-    per_byte = _POPCOUNT[values.view(np.uint8)].reshape(*values.shape, values.itemsize)
-    return per_byte.sum(axis=-1, dtype=np.uint8)
-
-
 def hamming_distances(query_codes: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:
     """Hamming distances between packed codes: (queries, docs), or (docs,) for one query."""
     q, single = _as_matrix(np.asarray(query_codes, np.uint8))
     docs = np.asarray(doc_codes, np.uint8)
     out = np.empty((q.shape[0], docs.shape[0]), dtype=np.int32)
     for i, row in enumerate(q):
-        out[i] = popcount(np.bitwise_xor(docs, row)).sum(axis=1, dtype=np.int32)
+        out[i] = np.bitwise_count(np.bitwise_xor(docs, row)).sum(axis=1, dtype=np.int32)
     return out[0] if single else out
 
 

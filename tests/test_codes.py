@@ -74,14 +74,16 @@ def test_hamming_and_asymmetric_scores_match_brute_force(vectors):
         assert np.allclose(C.asymmetric_scores(queries, packed), queries @ signs.T, atol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint64])
-def test_popcount_without_numpy_2(monkeypatch, dtype):
-    """numpy < 2 has no bitwise_count: the byte-table fallback must agree for any width."""
-    values = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, size=(7, 5),
-                                               dtype=dtype, endpoint=True)
-    expected = np.array([[bin(int(v)).count("1") for v in row] for row in values])
-    monkeypatch.delattr(np, "bitwise_count", raising=False)
-    assert np.array_equal(C.popcount(values), expected)
+@pytest.mark.parametrize("nbytes", [1, 5, 48, 49])
+def test_hamming_distances_count_every_bit(nbytes):
+    """Codes of any width (not only multiples of 8 bytes) count each differing bit once."""
+    rng = np.random.default_rng(0)
+    queries = rng.integers(0, 256, size=(3, nbytes), dtype=np.uint8)
+    docs = rng.integers(0, 256, size=(7, nbytes), dtype=np.uint8)
+    expected = np.array([[sum(bin(int(a) ^ int(b)).count("1") for a, b in zip(q, d, strict=True))
+                          for d in docs] for q in queries])
+    assert np.array_equal(C.hamming_distances(queries, docs), expected)
+
 
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_residual_codes(vectors, bits):
