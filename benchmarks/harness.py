@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from edgembed import Encoder, default_package_path, open_package
-from edgembed.beir import exact_search_quality, load_beir
 from edgembed.errors import EdgembedError
+from edgembed.eval.beir import exact_search_quality, load_beir
 from edgembed.package import sha256_file
 
 from . import machine, profiling, schema, systems

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgembed.codes import MAX_RESIDUAL_BITS, residual_scales
 from edgembed.encoder import Encoder
 from edgembed.errors import ExportError
+from edgembed.eval.residual import MAX_RESIDUAL_BITS, residual_scales
 
 from .texts import builtin_texts
 

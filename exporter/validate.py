@@ -95,7 +95,7 @@ def throughput(systems: dict[str, Callable[[list[str]], object]], texts: Sequenc
 def retrieval_quality(encoder: Encoder, data_dir: str | Path,
                       split: str = "test") -> dict[str, float]:
     """nDCG@10 and recall@100 with exact float search on a BEIR-layout folder."""
-    from edgembed.beir import exact_search_quality, load_beir
+    from edgembed.eval.beir import exact_search_quality, load_beir
 
     data = load_beir(data_dir, split=split)
     return exact_search_quality(data, encoder.encode(data.doc_texts, kind="document"),

@@ -1,4 +1,4 @@
-"""Output quantization of embeddings: int8, sign bits and multi-bit residual codes.
+"""Output quantization of embeddings: int8 and sign bits.
 
 Pure numpy functions, shared by `Encoder.encode(precision=...)`, the `Index` and
 `edgembed eval`. Conventions follow sentence-transformers' `quantize_embeddings`, so codes
@@ -16,11 +16,7 @@ made here can be mixed with codes made there:
 The sign threshold is 0, not a calibrated centre: on SciFact a calibrated mean or median
 centre measured worse (`edgembed eval` reports the comparison), so only 0 is kept.
 
-Residual codes (BEBR-style, B = 2..4 bits per dimension): level 1 is ``sign(x)`` with
-per-dimension scale ``s1 = mean|x|`` over the calibration set; level l codes the sign of
-what is left, ``r_{l-1} = x - sum_{i<l} s_i * b_i``, with ``s_l = mean|r_{l-1}|``. A document
-is reconstructed as ``x_hat = sum_l s_l * b_l`` (b in {-1, +1}); the asymmetric score of a
-float query is ``q . x_hat`` and the symmetric one ``x_hat_q . x_hat_d``.
+Multi-bit residual codes, which only evaluation uses, are in `edgembed.eval.residual`.
 """
 
 from __future__ import annotations
@@ -34,14 +30,15 @@ import numpy as np
 from .errors import EdgembedError
 
 PRECISIONS = ("float32", "int8", "binary", "ubinary")
-MAX_RESIDUAL_BITS = 4
 # the 8 bits of every byte value, np.packbits order: row b is np.unpackbits(b)
 _BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
 # above this many queries, unpacking the documents once beats a lookup table per query
 _LUT_MAX_QUERIES = 16
 
 
-def _as_matrix(vectors: np.ndarray) -> tuple[np.ndarray, bool]:
+def as_matrix(vectors: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A vector or a matrix as a matrix, and whether it was a single vector (so that every
+    function here returns the shape it was given)."""
     array = np.asarray(vectors)
     if array.ndim == 1:
         return array[None, :], True
@@ -102,7 +99,7 @@ def int8_ranges(calibration: Mapping[str, Any] | None, dim: int, normalized: boo
 
 def quantize_int8(vectors: np.ndarray, ranges: Int8Ranges) -> np.ndarray:
     """Float vectors → int8 codes (sentence-transformers' formula; out-of-range values clip)."""
-    x, single = _as_matrix(vectors)
+    x, single = as_matrix(vectors)
     step = ranges.step
     safe = np.where(step > 0, step, 1.0)
     codes = np.clip(np.floor((x - ranges.lo[: x.shape[1]]) / safe[: x.shape[1]]), 0, 255)
@@ -112,7 +109,7 @@ def quantize_int8(vectors: np.ndarray, ranges: Int8Ranges) -> np.ndarray:
 
 def dequantize_int8(codes: np.ndarray, ranges: Int8Ranges) -> np.ndarray:
     """int8 codes → bucket centres (a dimension that never varied comes back as its value)."""
-    c, single = _as_matrix(codes)
+    c, single = as_matrix(codes)
     d = c.shape[1]
     out = (c.astype(np.float32) + 128.5) * ranges.step[:d] + ranges.lo[:d]
     return out[0] if single else out
@@ -121,7 +118,7 @@ def dequantize_int8(codes: np.ndarray, ranges: Int8Ranges) -> np.ndarray:
 def int8_scores(queries: np.ndarray, codes: np.ndarray, ranges: Int8Ranges) -> np.ndarray:
     """Dot products of float queries with dequantized int8 documents, without materialising
     the dequantized matrix: q.deq(c) = (q*step).c + q.(lo + 128.5*step)."""
-    q, single = _as_matrix(np.asarray(queries, np.float32))
+    q, single = as_matrix(np.asarray(queries, np.float32))
     d = codes.shape[-1]
     step, lo = ranges.step[:d], ranges.lo[:d]
     scaled = q[:, :d] * step
@@ -135,21 +132,21 @@ def int8_scores(queries: np.ndarray, codes: np.ndarray, ranges: Int8Ranges) -> n
 def pack_signs(vectors: np.ndarray) -> np.ndarray:
     """Float vectors → packed sign bits (x > 0), `np.packbits` layout: sentence-transformers'
     "ubinary" and usearch's "b1"."""
-    x, single = _as_matrix(vectors)
+    x, single = as_matrix(vectors)
     codes = np.packbits(x > 0, axis=1)
     return codes[0] if single else codes
 
 
 def unpack_signs(codes: np.ndarray, dim: int) -> np.ndarray:
     """Packed sign bits → float32 ±1 vectors of length `dim`."""
-    c, single = _as_matrix(np.asarray(codes, np.uint8))
+    c, single = as_matrix(np.asarray(codes, np.uint8))
     signs = np.unpackbits(c, axis=1, count=dim).astype(np.float32) * 2.0 - 1.0
     return signs[0] if single else signs
 
 
 def hamming_distances(query_codes: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:
     """Hamming distances between packed codes: (queries, docs), or (docs,) for one query."""
-    q, single = _as_matrix(np.asarray(query_codes, np.uint8))
+    q, single = as_matrix(np.asarray(query_codes, np.uint8))
     docs = np.asarray(doc_codes, np.uint8)
     out = np.empty((q.shape[0], docs.shape[0]), dtype=np.int32)
     for i, row in enumerate(q):
@@ -157,11 +154,12 @@ def hamming_distances(query_codes: np.ndarray, doc_codes: np.ndarray) -> np.ndar
     return out[0] if single else out
 
 
-def _bit_dot(weights: np.ndarray, packed: np.ndarray) -> np.ndarray:
+def bit_dot(weights: np.ndarray, packed: np.ndarray) -> np.ndarray:
     """weights (queries, 8 * nbytes) . unpacked 0/1 bits of packed (docs, nbytes).
 
     For a few queries, a per-query table of the weighted sum of every byte value turns the
-    dot product into one lookup per stored byte, without unpacking the documents."""
+    dot product into one lookup per stored byte, without unpacking the documents. The
+    asymmetric scores here and the residual codes' (`edgembed.eval.residual`) use it."""
     nbytes = packed.shape[1]
     w = np.zeros((weights.shape[0], 8 * nbytes), np.float32)
     w[:, :weights.shape[1]] = weights
@@ -177,79 +175,9 @@ def _bit_dot(weights: np.ndarray, packed: np.ndarray) -> np.ndarray:
 
 def asymmetric_scores(queries: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:
     """Float queries against ±1 documents: q.sign(d), computed as 2 q.b - sum(q) on 0/1 bits."""
-    q, single = _as_matrix(np.asarray(queries, np.float32))
-    docs, _ = _as_matrix(np.asarray(doc_codes, np.uint8))
-    scores = 2.0 * _bit_dot(q, docs) - q.sum(axis=1, keepdims=True)
-    return scores[0] if single else scores
-
-
-# ---------------------------------------------------------------- residual codes
-
-def residual_scales(calibration_vectors: np.ndarray, bits: int = MAX_RESIDUAL_BITS) -> np.ndarray:
-    """Per-level, per-dimension scales (bits, dim) fitted on calibration embeddings."""
-    _check_bits(bits)
-    residual = np.asarray(calibration_vectors, np.float64)
-    scales = []
-    for _ in range(bits):
-        signs = np.where(residual > 0, 1.0, -1.0)
-        scale = np.abs(residual).mean(axis=0)
-        scales.append(scale)
-        residual = residual - scale * signs
-    return np.asarray(scales, dtype=np.float32)
-
-
-def _check_bits(bits: int) -> None:
-    if not isinstance(bits, int) or not 1 <= bits <= MAX_RESIDUAL_BITS:
-        raise EdgembedError(f"residual codes have 1..{MAX_RESIDUAL_BITS} bits, got {bits!r}")
-
-
-def residual_encode(vectors: np.ndarray, scales: np.ndarray, bits: int = 2) -> np.ndarray:
-    """Float vectors → (n, bits, ceil(dim/8)) packed sign planes, level 1 first."""
-    _check_bits(bits)
-    if scales.shape[0] < bits:
-        raise EdgembedError(f"{bits}-bit codes need {bits} calibrated scale levels, "
-                            f"the package has {scales.shape[0]}")
-    residual = np.asarray(vectors, np.float32)
-    residual, single = _as_matrix(residual)
-    residual = residual.copy()
-    planes = []
-    for level in range(bits):
-        positive = residual > 0
-        planes.append(np.packbits(positive, axis=1))
-        residual -= scales[level] * np.where(positive, 1.0, -1.0).astype(np.float32)
-    codes = np.stack(planes, axis=1)
-    return codes[0] if single else codes
-
-
-def residual_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Residual codes → reconstructed float vectors x_hat = sum_l s_l * b_l."""
-    c = np.asarray(codes, np.uint8)
-    single = c.ndim == 2
-    if single:
-        c = c[None]
-    dim = scales.shape[1]
-    out = np.zeros((c.shape[0], dim), dtype=np.float32)
-    for level in range(c.shape[1]):
-        out += scales[level] * unpack_signs(c[:, level], dim)
-    return out[0] if single else out
-
-
-def residual_scores(queries: np.ndarray, codes: np.ndarray, scales: np.ndarray,
-                    symmetric: bool = False) -> np.ndarray:
-    """Scores of float queries against residual-coded documents: asymmetric q.x_hat, or
-    symmetric x_hat_q.x_hat_d (the query coded with the same number of bits)."""
-    q, single = _as_matrix(np.asarray(queries, np.float32))
-    c = np.asarray(codes, np.uint8)
-    c = c[None] if c.ndim == 2 else c
-    bits, nbytes = c.shape[1], c.shape[2]
-    if symmetric:
-        q = residual_decode(residual_encode(q, scales, bits), scales)
-        q = q[None] if q.ndim == 1 else q
-    # q.x_hat = sum_l (q*s_l).(2 b_l - 1) over the levels' 0/1 bit planes
-    weights = np.zeros((q.shape[0], bits, 8 * nbytes), np.float32)
-    weights[:, :, :q.shape[1]] = q[:, None, :] * scales[:bits]
-    flat = weights.reshape(q.shape[0], -1)
-    scores = 2.0 * _bit_dot(flat, c.reshape(len(c), -1)) - flat.sum(axis=1, keepdims=True)
+    q, single = as_matrix(np.asarray(queries, np.float32))
+    docs, _ = as_matrix(np.asarray(doc_codes, np.uint8))
+    scores = 2.0 * bit_dot(q, docs) - q.sum(axis=1, keepdims=True)
     return scores[0] if single else scores
 
 
@@ -260,7 +188,7 @@ def truncate(vectors: np.ndarray, dims: int | None, normalize: bool) -> np.ndarr
     vectors are unit length. Only models trained for it keep their quality (MiniLM is not)."""
     if dims is None:
         return vectors
-    x, single = _as_matrix(vectors)
+    x, single = as_matrix(vectors)
     if not isinstance(dims, int) or not 1 <= dims <= x.shape[1]:
         raise EdgembedError(f"dims must be an integer in 1..{x.shape[1]}, got {dims!r}")
     out = x[:, :dims].copy()

@@ -90,8 +90,8 @@ def check_consistent(index) -> int | None:
 
 def _crash_at(point: str) -> None:
     """Make the first save die at `point`, as a SIGKILL there would."""
-    from edgembed import index as index_module
-    from edgembed.store import DocStore
+    from edgembed.index import index as index_module
+    from edgembed.index.store import DocStore
 
     def die(*args, **kwargs):
         os._exit(9)

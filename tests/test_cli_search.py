@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgembed.ingest import Chunker
+from edgembed.index.ingest import Chunker
 from edgembed.package import default_package_path
 
 SAMPLES = default_package_path().parent / "samples"

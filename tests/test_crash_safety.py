@@ -43,7 +43,7 @@ def reopen_and_check(path: Path, encoder) -> int:
         if rounds:
             probe = f"r{rounds}-0"
             from index_workload import doc_vector
-            assert index.search_by_vectors(doc_vector(probe), k=3)[0][0].id == probe
+            assert index.search_vectors(doc_vector(probe), k=3)[0][0].id == probe
         index.begin_write()  # the lock of a killed writer is free
     finally:
         index.close()

@@ -21,8 +21,8 @@ import pytest
 from usearch.index import Index as UsearchIndex
 
 from edgembed import Index, default_package_path
-from edgembed import index as index_module
 from edgembed.errors import IndexFileError, IndexWriteError
+from edgembed.index import index as index_module
 
 
 def edgembed(*args: str, stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -258,7 +258,7 @@ def test_format_1_index_is_read_and_upgraded_at_its_first_save(index_copy, defau
 
 def test_view_of_an_index_in_a_read_only_folder(index_copy, default_encoder, monkeypatch):
     """Where SQLite cannot create its WAL's -shm file, a view opens the store immutable."""
-    from edgembed import store
+    from edgembed.index import store
 
     monkeypatch.setattr(store, "_writable_dir", lambda folder: False)
     assert "immutable=1" in store._readonly_uri(index_copy / "docs.sqlite")

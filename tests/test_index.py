@@ -11,7 +11,7 @@ import pytest
 from edgembed import Encoder, Hit, Index
 from edgembed import codes as C
 from edgembed.errors import EdgembedError, IndexWriteError
-from edgembed.index import OVERFETCH
+from edgembed.index.cascade import OVERFETCH
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def brute_force(index: Index, docs: np.ndarray, query: np.ndarray, k: int, resco
 
 @pytest.mark.parametrize("k,rescore", [(1, 4), (2, 2), (3, 0), (5, 4), (10, 20)])
 def test_search_matches_brute_force(index, doc_vectors, query_vectors, k, rescore):
-    results = index.search_vectors(query_vectors, k=k, rescore=rescore)
+    results = index.rank_vectors(query_vectors, k=k, rescore=rescore)
     for query, (keys, scores) in zip(query_vectors, results, strict=True):
         expected = brute_force(index, doc_vectors, query, k, rescore)
         assert list(keys) == list(expected)  # keys are row numbers: added in order
@@ -68,7 +68,7 @@ def test_search_matches_brute_force(index, doc_vectors, query_vectors, k, rescor
 
 def test_rescoring_finds_the_float_top_hits(index, doc_vectors, query_vectors):
     exact = np.argsort(-(query_vectors @ doc_vectors.T), axis=1)[:, :5]
-    found = index.search_vectors(query_vectors, k=5, rescore=4)
+    found = index.rank_vectors(query_vectors, k=5, rescore=4)
     overlap = np.mean([len(set(exact[i]) & set(keys.astype(int))) / 5
                        for i, (keys, _) in enumerate(found)])
     assert overlap >= 0.9
@@ -83,9 +83,9 @@ def test_text_search_returns_hits(index, corpus):
 
 
 def test_save_open_search_identical(index, default_encoder, query_vectors):
-    before = index.search_vectors(query_vectors, k=10)
+    before = index.rank_vectors(query_vectors, k=10)
     reopened = Index.open(index.path, encoder=default_encoder)
-    after = reopened.search_vectors(query_vectors, k=10)
+    after = reopened.rank_vectors(query_vectors, k=10)
     for (k1, s1), (k2, s2) in zip(before, after, strict=True):
         assert np.array_equal(k1, k2) and np.array_equal(s1, s2)
     assert len(reopened) == len(index) == 150
@@ -95,8 +95,8 @@ def test_save_open_search_identical(index, default_encoder, query_vectors):
 def test_view_memory_maps_read_only(index, default_encoder, query_vectors, corpus):
     view = Index.open(index.path, encoder=default_encoder, view=True)
     assert isinstance(view._int8, np.memmap) and isinstance(view._codes, np.memmap)
-    assert [k.tolist() for k, _ in view.search_vectors(query_vectors, k=5)] == \
-        [k.tolist() for k, _ in index.search_vectors(query_vectors, k=5)]
+    assert [k.tolist() for k, _ in view.rank_vectors(query_vectors, k=5)] == \
+        [k.tolist() for k, _ in index.rank_vectors(query_vectors, k=5)]
     assert view.search(corpus[0], k=1)[0].id == "doc-0"
     with pytest.raises(EdgembedError, match="read-only"):
         view.add(["more"])
@@ -192,8 +192,8 @@ def test_hnsw_mode(tmp_path, default_encoder, doc_vectors, query_vectors):
     index.add_vectors(doc_vectors)
     index.save()
     view = Index.open(tmp_path / "hnsw", encoder=default_encoder, view=True)
-    exact = index.search_vectors(query_vectors, k=5, exact=True)
-    for (k1, _), (k2, _) in zip(view.search_vectors(query_vectors, k=5), exact, strict=True):
+    exact = index.rank_vectors(query_vectors, k=5, exact=True)
+    for (k1, _), (k2, _) in zip(view.rank_vectors(query_vectors, k=5), exact, strict=True):
         assert len(set(k1.tolist()) & set(k2.tolist())) >= 4  # approximate, tiny corpus
 
 

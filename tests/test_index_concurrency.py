@@ -85,8 +85,8 @@ def test_four_reader_threads_and_a_writer(base_index, default_encoder):
                     hits = index.search(doc_text(probe), k=5)
                     assert all(hit.text == doc_text(hit.id) for hit in hits)
                 else:
-                    check_hits(index.search_by_vectors(doc_vector(probe), k=5)[0], probe)
-                    keys, _ = index.search_vectors(doc_vector(probe), k=5)[0]
+                    check_hits(index.search_vectors(doc_vector(probe), k=5)[0], probe)
+                    keys, _ = index.rank_vectors(doc_vector(probe), k=5)[0]
                     assert len(keys) == 5
                 searches[number] += 1
         return run
@@ -127,12 +127,12 @@ def test_reader_processes_see_old_or_new_while_a_process_writes(base_index, tmp_
                 compared += 1
                 seen_rounds.add(rounds)
             probe = random.choice(stable_ids())
-            check_hits(long_lived.search_by_vectors(doc_vector(probe), k=5)[0], probe)
+            check_hits(long_lived.search_vectors(doc_vector(probe), k=5)[0], probe)
     finally:
         writer.kill()
         writer.wait()
     assert compared >= 3 and len(seen_rounds) > 1, (opened, compared, seen_rounds)
-    newest = long_lived.search_by_vectors(doc_vector(f"r{max(seen_rounds)}-0"), k=1)[0][0]
+    newest = long_lived.search_vectors(doc_vector(f"r{max(seen_rounds)}-0"), k=1)[0][0]
     assert newest.id == f"r{max(seen_rounds)}-0"  # the long-lived reader followed the saves
 
 
@@ -156,10 +156,10 @@ def test_a_second_writer_is_refused_until_the_first_saves(base_index, tmp_path,
     assert len(reader) == len(second)  # readers see only saved content...
     first.save()
     probe = added(BASE_ROUNDS + 1)[1]
-    assert reader.search_by_vectors(doc_vector(probe), k=1)[0][0].id == probe  # ...now
+    assert reader.search_vectors(doc_vector(probe), k=1)[0][0].id == probe  # ...now
     apply_round(second, BASE_ROUNDS + 2)  # the lock is free; second starts from first's save
     first.close()
     second.close()
     assert check_consistent(Index.open(base_index, encoder=default_encoder)) == BASE_ROUNDS + 2
     probe = added(BASE_ROUNDS + 2)[0]
-    assert reader.search_by_vectors(doc_vector(probe), k=1)[0][0].id == probe
+    assert reader.search_vectors(doc_vector(probe), k=1)[0][0].id == probe

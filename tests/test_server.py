@@ -30,14 +30,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edgembed import Encoder, Index  # noqa: E402
-from edgembed.batcher import Batcher, BatcherClosed, QueueFull  # noqa: E402
-from edgembed.server import (  # noqa: E402
-    Limits,
-    bind_socket,
-    create_app,
-    is_loopback,
-    make_server,
-)
+from edgembed.serve.app import bind_socket, create_app, is_loopback, make_server  # noqa: E402
+from edgembed.serve.batcher import Batcher, BatcherClosed, QueueFull  # noqa: E402
+from edgembed.serve.requests import Limits  # noqa: E402
 
 DOCS = ["Sourdough starter needs flour and water every day.",
         "Restart the router when the wifi keeps dropping.",
@@ -515,7 +510,7 @@ def test_cli_serve_bad_limit(capsys):
 def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
     from edgembed.cli import main
 
-    monkeypatch.delitem(sys.modules, "edgembed.server", raising=False)
+    monkeypatch.delitem(sys.modules, "edgembed.serve.app", raising=False)
     for name in [n for n in sys.modules if n.split(".")[0] in ("starlette", "uvicorn")]:
         monkeypatch.setitem(sys.modules, name, None)  # as if never installed
     monkeypatch.setitem(sys.modules, "starlette", None)
@@ -526,7 +521,7 @@ def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
 
 def test_importing_edgembed_does_not_import_the_server_stack():
     code = ("import sys, edgembed, edgembed.cli; "
-            "print(sorted(m for m in ('starlette', 'uvicorn', 'edgembed.server') "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'edgembed.serve.app') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parent)

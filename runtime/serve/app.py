@@ -1,11 +1,12 @@
 """`edgembed serve`: a local HTTP server with OpenAI's embeddings API, and search over an index.
 
 Starlette + uvicorn (the `serve` extra), imported only here, so `import edgembed` stays slim.
-Requests are parsed and checked by pure functions that raise `ApiError`; every error, ours
-or the framework's (404, 405), is answered in OpenAI's error shape, and anything unexpected
-becomes a 500 with that shape, never a dead process. Encoding goes through one `Batcher`
-worker thread, so concurrent requests share batches and the event loop never waits on the
-model; parsing, quantization and JSON rendering run in the thread pool.
+Requests are parsed and checked by the pure functions of requests.py, which raise
+`ApiError`; every error, ours or the framework's (404, 405), is answered in OpenAI's error
+shape, and anything unexpected becomes a 500 with that shape, never a dead process.
+Encoding goes through one `Batcher` worker thread, so concurrent requests share batches and
+the event loop never waits on the model; parsing, quantization and JSON rendering run in
+the thread pool.
 
 Limits (all `edgembed serve` options): request body bytes (413), inputs per request (400),
 texts waiting to be encoded (503 with Retry-After), open connections (503, by uvicorn),
@@ -25,8 +26,7 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -38,191 +38,24 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import codes
+from ..encoder import Encoder
+from ..errors import EdgembedError
+from ..index import Index
 from .batcher import Batcher, BatcherClosed, EncodeFn, QueueFull
-from .encoder import KINDS, Encoder
-from .errors import EdgembedError
-from .index import Index
+from .requests import (
+    ApiError,
+    EmbeddingRequest,
+    Limits,
+    parse_embedding_request,
+    parse_json,
+    parse_search_request,
+    short,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-ENCODING_FORMATS = ("float", "base64")
-MAX_RESCORE = 64
-EMBEDDING_FIELDS = ("input", "model", "encoding_format", "dimensions", "precision", "kind",
-                    "user")
-SEARCH_FIELDS = ("query", "k", "rescore", "model", "user")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request, and the server as a whole, may ask for."""
-
-    max_body_bytes: int = 4 * 1024 * 1024  # OpenAI's 2048 inputs of ~2 kB each fit
-    max_inputs: int = 2048  # texts per request, as OpenAI
-    max_k: int = 1000  # search results per query
-    max_batch: int = 64  # texts the worker gathers into one encode call
-    batch_wait_ms: float = 2.0  # how long the worker waits for more texts
-    max_queue: int = 16384  # texts waiting to be encoded before new requests get 503
-    max_connections: int = 512  # concurrent connections before uvicorn answers 503
-    body_timeout: float = 30.0  # seconds to receive a request body (408)
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            low = 0 if name == "batch_wait_ms" else 1
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    low <= value < float("inf")):
-                raise EdgembedError(f"{name} must be a number >= {low}, got {value!r}")
-
-
-class ApiError(Exception):
-    """An error answered to the client in OpenAI's shape."""
-
-    def __init__(self, status: int, message: str, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers
-
-
-# ---------------------------------------------------------------- request parsing (pure)
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 saying what is wrong with it (strict JSON: no NaN)."""
-    if not raw.strip():
-        raise ApiError(400, "the request body is empty; send a JSON object")
-    try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ApiError(400, "the request body nests too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers
-        raise ApiError(400, f"the request body is not valid JSON: {_short(str(exc))}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, f"the request body must be a JSON object, got {_json_type(data)}")
-    return data
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _check_fields(body: dict[str, Any], allowed: Sequence[str]) -> None:
-    for name in body:
-        if name not in allowed:
-            raise ApiError(400, f"unknown field {_short(name, 60)!r}; accepted: "
-                           f"{', '.join(allowed)}", param=_short(name, 60),
-                           code="unknown_parameter")
-
-
-def _optional_str(body: dict[str, Any], name: str) -> None:
-    if name in body and body[name] is not None and not isinstance(body[name], str):
-        raise ApiError(400, f"{name} must be a string, got {_json_type(body[name])}", param=name)
-
-
-def _choice(body: dict[str, Any], name: str, choices: Sequence[str], default: str) -> str:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, str) or value not in choices:
-        shown = repr(_short(value, 60)) if isinstance(value, str) else _json_type(value)
-        raise ApiError(400, f"{name} must be one of {', '.join(choices)}; got {shown}",
-                       param=name, code="invalid_value")
-    return value
-
-
-def _integer(body: dict[str, Any], name: str, default: int | None, low: int, high: int,
-             ) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f"{name} must be an integer, got {_json_type(value)}", param=name)
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}, got "
-                       f"{_short(str(value), 30)}", param=name, code="invalid_value")
-    return value
-
-
-def _texts(body: dict[str, Any], name: str, max_inputs: int) -> list[str]:
-    """A str or a non-empty list of str; token arrays (lists of ints) are refused by name."""
-    if name not in body or body[name] is None:
-        raise ApiError(400, f"{name} is required: a string or a list of strings", param=name,
-                       code="missing_required_parameter")
-    value = body[name]
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list):
-        raise ApiError(400, f"{name} must be a string or a list of strings, got "
-                       f"{_json_type(value)}", param=name)
-    if not value:
-        raise ApiError(400, f"{name} must not be an empty list", param=name)
-    if len(value) > max_inputs:
-        raise ApiError(400, f"{name} has {len(value)} items; at most {max_inputs} per request",
-                       param=name, code="too_many_inputs")
-    for position, item in enumerate(value):
-        if not isinstance(item, str):
-            hint = "; token arrays are not supported, send text" if isinstance(
-                item, (int, list)) and not isinstance(item, bool) else ""
-            raise ApiError(400, f"{name}[{position}] is {_json_type(item)}, expected a "
-                           f"string{hint}", param=f"{name}[{position}]")
-    return value
-
-
-@dataclass(frozen=True)
-class EmbeddingRequest:
-    texts: list[str]
-    encoding_format: str
-    precision: str
-    dimensions: int | None
-    kind: str
-
-
-def parse_embedding_request(body: dict[str, Any], dim: int, limits: Limits) -> EmbeddingRequest:
-    _check_fields(body, EMBEDDING_FIELDS)
-    _optional_str(body, "model")
-    _optional_str(body, "user")
-    return EmbeddingRequest(
-        texts=_texts(body, "input", limits.max_inputs),
-        encoding_format=_choice(body, "encoding_format", ENCODING_FORMATS, "float"),
-        precision=_choice(body, "precision", codes.PRECISIONS, "float32"),
-        dimensions=_integer(body, "dimensions", None, 1, dim),
-        kind=_choice(body, "kind", KINDS, "document"))
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    queries: list[str]
-    k: int
-    rescore: int
-
-
-def parse_search_request(body: dict[str, Any], limits: Limits) -> SearchRequest:
-    _check_fields(body, SEARCH_FIELDS)
-    _optional_str(body, "model")
-    _optional_str(body, "user")
-    return SearchRequest(queries=_texts(body, "query", limits.max_inputs),
-                         k=_integer(body, "k", 10, 1, limits.max_k),
-                         rescore=_integer(body, "rescore", 4, 0, MAX_RESCORE))
 
 
 # ---------------------------------------------------------------- responses (pure)
@@ -293,7 +126,7 @@ def search_hits(index: Index, vectors: np.ndarray, k: int,
     index is safe for concurrent readers; the server never writes it)."""
     return [[{"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}
              for hit in hits]
-            for hits in index.search_by_vectors(vectors, k=k, rescore=rescore)]
+            for hits in index.search_vectors(vectors, k, rescore=rescore)]
 
 
 # ---------------------------------------------------------------- the app
@@ -395,7 +228,7 @@ def create_app(encoder: Encoder, index: Index | None = None,
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        message = {404: f"no such endpoint: {request.method} {_short(request.url.path, 100)}",
+        message = {404: f"no such endpoint: {request.method} {short(request.url.path, 100)}",
                    405: f"method {request.method} is not allowed on {request.url.path}"}
         return _json_response(error_body(exc.status_code, message.get(exc.status_code,
                                                                       str(exc.detail))),

@@ -19,7 +19,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from .errors import EdgembedError
+from ..errors import EdgembedError
 from .index import Index
 from .store import FileState
 

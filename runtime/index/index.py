@@ -4,8 +4,9 @@ Search is a cascade that touches the big data last:
 
 1. **Hamming** (usearch, ``metric="hamming"``, ``dtype="b1"``): the 48-byte sign codes of
    all documents (exact scan, or the HNSW graph in ``mode="hnsw"``) give the nearest
-   ``OVERFETCH * k * max(rescore, 1)`` codes to the query's code, and any code tied with
-   the last of them (so results never depend on the order usearch breaks ties in).
+   ``OVERFETCH * k * max(rescore, 1)`` codes to the query's code (``cascade.OVERFETCH`` is
+   8), and any code tied with the last of them (so results never depend on the order
+   usearch breaks ties in).
 2. **Asymmetric refinement**: those candidates are re-ranked by the float query against
    their ±1 sign bits (``q . sign(d)``) and the best ``k * rescore`` are kept. It reads only
    the same 48-byte codes, and recovers most of what Hamming loses by also binarising the
@@ -16,7 +17,12 @@ Search is a cascade that touches the big data last:
 
 So ``rescore=m`` means: *m·k documents get their int8 vectors read and scored*; the first
 stage (steps 1–2) uses only the sign codes. ``rescore=0`` returns the first stage alone,
-scored by the cosine between the query and the document's sign vector.
+scored by the cosine between the query and the document's sign vector. The steps are the
+pure functions of `edgembed.index.cascade`.
+
+Searching, by what comes back: `search` (texts → hits), `search_vectors` (query vectors →
+hits), `rank_vectors` (query vectors → keys and scores, for evaluation), `candidates` (the
+first stage's keys) and `hamming_neighbours` (step 1's keys alone).
 
 On disk (``DIR``): ``index.json`` (format, model package id, dimensions, mode, int8 ranges;
 written once, when the index is created), ``docs.sqlite`` (ids, texts, metadata, the table
@@ -74,13 +80,14 @@ from typing import Any
 import numpy as np
 from usearch.index import Index as UsearchIndex
 
-from . import codes as C
-from .encoder import Encoder, check_texts, progress_bar
-from .errors import EdgembedError, IndexFileError, IndexWriteError, reason
+from .. import codes as C
+from ..encoder import Encoder, check_texts, progress_bar
+from ..errors import EdgembedError, IndexFileError, IndexWriteError, reason
+from ..package import default_package_path, open_package, sha256_file
+from ..tokenizer import replace_lone_surrogates
+from . import cascade
 from .locks import ReadWriteLock, WriterLock
-from .package import default_package_path, open_package, sha256_file
 from .store import DocStore, FileState, IndexState, encode_id
-from .tokenizer import replace_lone_surrogates
 
 FORMAT_NAME = "edgembed-index"
 FORMAT_VERSION = 2
@@ -90,7 +97,6 @@ DOCS_FILE = "docs.sqlite"
 LOCK_FILE = "write.lock"
 VECTOR_FILES = ("codes.usearch", "keys.npy", "codes.npy", "int8.npy")
 MODES = ("exact", "hnsw")
-OVERFETCH = 8  # Hamming candidates per int8-rescored candidate (see module docstring)
 ADD_BLOCK = 1024  # texts encoded per step of `add`: bounds memory, drives the progress bar
 PROGRESS_MIN_TEXTS = 256
 # how often opening or searching starts over because a concurrent save replaced the
@@ -638,28 +644,30 @@ class Index:
 
     # ------------------------------------------------------------ searching
 
-    def search(self, query_or_queries: str | Sequence[str], k: int = 10, rescore: int = 4,
+    def search(self, queries: str | Sequence[str], k: int = 10, *, rescore: int = 4,
                exact: bool | None = None) -> list[Hit] | list[list[Hit]]:
-        """Search by text: a list of hits for one query, a list of lists for several.
-        Queries get the model's query prefix. See the module docstring for `rescore`."""
-        single = isinstance(query_or_queries, str)
-        queries = check_texts(query_or_queries)
+        """Search by text: a list of hits for one query (a str), a list of lists for several.
+        Queries get the model's query prefix. See the module docstring for `rescore`;
+        `exact=None` searches as the index's mode does (`exact=False` walks the HNSW graph
+        of a mode="hnsw" index)."""
+        single = isinstance(queries, str)
+        texts = check_texts(queries)
         _check_k_rescore(k, rescore)
-        vectors = self.encoder.encode(queries, kind="query") if queries else \
+        vectors = self.encoder.encode(texts, kind="query") if texts else \
             np.empty((0, self.dim), np.float32)
-        hits = self.search_by_vectors(vectors, k=k, rescore=rescore, exact=exact)
+        hits = self.search_vectors(vectors, k, rescore=rescore, exact=exact)
         return hits[0] if single else hits
 
-    def search_by_vectors(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
-                          exact: bool | None = None) -> list[list[Hit]]:
-        """`search` for float query vectors (kind="query"): per query, its hits. The hits'
-        documents are read from the same committed state as the vectors searched."""
-        q = self._check_search(queries, k, rescore)
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
+                       exact: bool | None = None) -> list[list[Hit]]:
+        """`search` for float query vectors (the model's, kind="query"): per query, its hits.
+        The hits' documents are read from the same committed state as the vectors searched."""
+        q = self._check_search(vectors, k, rescore)
         for _ in range(CHANGED_RETRIES):
             self._sync()
             with self._rw.reading():
                 generation = self._state.generation
-                results = self._search_vectors(q, k, rescore, exact)
+                results = self._rank(q, k, rescore, exact)
                 seen, docs = self.store.fetch_at([key for keys, _ in results for key in keys])
             if self._dirty or seen is None or seen == generation:
                 break  # else another process saved in between: search its generation
@@ -677,41 +685,59 @@ class Index:
             hits.append(row)
         return hits
 
-    def search_vectors(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
-                       exact: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Search by float query vectors: per query, (keys, scores) best first."""
-        q = self._check_search(queries, k, rescore)
+    def rank_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
+                     exact: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The low-level form of `search_vectors`, for evaluation: per query, the internal
+        keys (uint64, in the order documents were added) and float32 scores of its results,
+        best first, without reading any document."""
+        q = self._check_search(vectors, k, rescore)
         self._sync()
         with self._rw.reading():
-            return self._search_vectors(q, k, rescore, exact)
+            return self._rank(q, k, rescore, exact)
 
-    def first_stage(self, queries: np.ndarray, k: int = 10, rescore: int = 4,
-                    exact: bool | None = None) -> list[np.ndarray]:
-        """Keys of the candidates that int8 rescoring would see (best first): what
-        `edgembed eval` measures as first-stage recall."""
-        q = self._check_search(queries, k, rescore)
+    def candidates(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
+                   exact: bool | None = None) -> list[np.ndarray]:
+        """Per query, the keys of the first stage's candidates (steps 1-2 of the cascade,
+        best first): the documents whose int8 vectors a search with these arguments reads.
+        What `edgembed eval` measures as first-stage recall."""
+        q = self._check_search(vectors, k, rescore)
         self._sync()
         with self._rw.reading():
             return [np.asarray(self._keys[rows]) for rows, _ in
                     self._first_stage(q, k, rescore, exact)]
 
-    def _search_vectors(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
-                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Caller holds the read side of `_rw`."""
+    def hamming_neighbours(self, vectors: np.ndarray, count: int, *,
+                           exact: bool | None = None) -> list[np.ndarray]:
+        """Per query, the keys of the `count` stored sign codes nearest to the query's sign
+        code by Hamming distance, plus any tied with the last (step 1 alone, as usearch
+        runs it): what `edgembed eval` times as binary Hamming search."""
+        _check_count("count", count)
+        q = self._query_matrix(vectors)
+        self._sync()
+        with self._rw.reading():
+            if len(self._keys) == 0:
+                return [np.empty(0, np.uint64) for _ in q]
+            return self._hamming(q, count, self._exact(exact))
+
+    def _rank(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The whole cascade; keys and scores per query. Caller holds the read side of `_rw`."""
         out = []
         for vector, (rows, scores) in zip(q, self._first_stage(q, k, rescore, exact),
                                           strict=True):
             if rescore:
-                scores = C.int8_scores(vector, self._int8[rows], self.ranges)
-                top = _top(scores, k)
-                rows, scores = rows[top], scores[top]
+                rows, scores = cascade.rescore_int8(vector, self._int8, rows, self.ranges, k)
             out.append((np.asarray(self._keys[rows]), scores.astype(np.float32)))
         return out
 
-    def _check_search(self, queries: np.ndarray, k: int, rescore: int) -> np.ndarray:
+    def _check_search(self, vectors: np.ndarray, k: int, rescore: int) -> np.ndarray:
         _check_k_rescore(k, rescore)
+        return self._query_matrix(vectors)
+
+    def _query_matrix(self, vectors: np.ndarray) -> np.ndarray:
+        """Query vectors as a finite float32 (queries, dim) matrix, or a clear error."""
         try:
-            q = np.asarray(queries, dtype=np.float32)
+            q = np.asarray(vectors, dtype=np.float32)
         except (TypeError, ValueError):
             raise EdgembedError("query vectors must be a float array") from None
         if q.ndim == 1:
@@ -722,33 +748,29 @@ class Index:
             raise EdgembedError("query vectors contain NaN or infinity")
         return q
 
-    def _first_stage(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Steps 1-2: Hamming candidates, refined by the asymmetric score; (rows, scores)."""
-        if len(self._keys) == 0 or len(q) == 0:
-            return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in q]
-        keep = k * max(rescore, 1)
+    def _exact(self, exact: bool | None) -> bool:
+        """Whether to scan exactly: the index's mode unless asked otherwise; an exact-mode
+        index has no usable graph to walk."""
         exact = self.mode == "exact" if exact is None else exact
         if not exact and self.mode == "exact":
             raise EdgembedError("this index was created with mode='exact', which keeps no "
                                 "usable HNSW graph; search it exactly or re-create it with "
                                 "mode='hnsw'")
-        out = []
-        for vector, candidates in zip(q, self._hamming(q, OVERFETCH * keep, exact),
-                                      strict=True):
-            rows = np.searchsorted(self._keys, candidates)
-            # cosine between the query and the unit sign vector sign(d) / sqrt(dim)
-            scores = C.asymmetric_scores(vector, self._codes[rows]) / np.sqrt(self.dim)
-            top = _top(scores, keep)
-            out.append((rows[top], scores[top]))
-        return out
+        return exact
+
+    def _first_stage(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Steps 1-2: Hamming candidates, refined by the asymmetric score; (rows, scores)."""
+        if len(self._keys) == 0 or len(q) == 0:
+            return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in q]
+        keep, pool = cascade.pool_sizes(k, rescore)
+        exact = self._exact(exact)
+        return [cascade.refine(vector, self._codes, np.searchsorted(self._keys, keys), keep)
+                for vector, keys in zip(q, self._hamming(q, pool, exact), strict=True)]
 
     def _hamming(self, q: np.ndarray, count: int, exact: bool) -> list[np.ndarray]:
-        """Keys of the `count` nearest sign codes per query (usearch, Hamming), plus every
-        code tied with the last of them: integer distances tie often, and which tied
-        document makes the cut must not depend on usearch's internal order."""
-        total = len(self._keys)
-        fetch = min(total, count + count // 2)
+        """Keys of the `count` nearest sign codes per query (usearch, Hamming), with ties."""
+        fetch = cascade.fetch_size(count, len(self._keys))
         if not exact:
             self._usearch.expansion_search = max(64, fetch)
         # one query: no thread pool (its start-up costs more than the scan); a batch: all cores
@@ -758,29 +780,20 @@ class Index:
         distances = np.atleast_2d(matches.distances)
         counts = np.atleast_1d(matches.counts) if hasattr(matches, "counts") else \
             np.full(len(q), keys.shape[1])
-        out = []
-        for i in range(len(q)):
-            found = int(counts[i])
-            if found > count:
-                found = int(np.searchsorted(distances[i, :found], distances[i, count - 1],
-                                            side="right"))
-            out.append(keys[i, :found].astype(np.uint64))
-        return out
+        return [cascade.with_ties(keys[i], distances[i], int(counts[i]), count)
+                for i in range(len(q))]
+
+
+def _check_count(name: str, value: int, low: int = 1) -> None:
+    """`k`, `count` (positive) or `rescore` (low=0): an int or numpy integer, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise EdgembedError(f"{name} must be {expected}, got {value!r}")
 
 
 def _check_k_rescore(k: int, rescore: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise EdgembedError(f"k must be a positive integer, got {k!r}")
-    if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
-        raise EdgembedError(f"rescore must be an integer >= 0, got {rescore!r}")
-
-
-def _top(scores: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the `count` highest scores, best first (ties keep their order)."""
-    if count < len(scores):
-        part = np.argpartition(-scores, count - 1)[:count]
-        return part[np.argsort(-scores[part], kind="stable")]
-    return np.argsort(-scores, kind="stable")
+    _check_count("k", k)
+    _check_count("rescore", rescore, low=0)
 
 
 def _read_meta(root: Path) -> dict[str, Any]:

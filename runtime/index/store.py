@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgembedError, IndexFileError, IndexWriteError, reason
+from ..errors import EdgembedError, IndexFileError, IndexWriteError, reason
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EdgembedError
+from ..errors import EdgembedError
 
 log = logging.getLogger(__name__)
 

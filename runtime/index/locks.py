@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import IndexLockedError, IndexWriteError
+from ..errors import IndexLockedError, IndexWriteError
 
 try:
     import fcntl

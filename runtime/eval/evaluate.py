@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from . import codes as C
+from .. import codes as C
+from ..encoder import Encoder
+from ..index import Index
+from ..index.cascade import OVERFETCH, top
 from .beir import BeirData, load_beir, ndcg_at_k, recall_at_k
-from .encoder import Encoder
-from .index import OVERFETCH, Index, _top
+from .residual import residual_encode, residual_scores
 
 TARGETS = {"best_code_le_2_bits_ndcg@10": 0.625, "binary_rescore_4_ndcg@10": 0.645,
            "first_stage_recall@100_vs_exact": 0.95, "binary_rescore_4_latency_ms": 1.0}
@@ -84,27 +86,27 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
                 recall_at_k(ranked, data.query_ids, data.qrels, 100))
 
     def top_rows(scores: np.ndarray, count: int = 100) -> np.ndarray:
-        return np.stack([_top(row, count) for row in scores])
+        return np.stack([top(row, count) for row in scores])
 
     exact_top = top_rows(queries @ docs.T)
     rows: list[dict[str, Any]] = []
 
     def one_stage(name: str, bits: float, nbytes: int, scores: np.ndarray,
                   search_one: Callable[[np.ndarray], Any] | None, note: str = "") -> None:
-        top = top_rows(scores)
-        ndcg, recall = judged(top)
+        best = top_rows(scores)
+        ndcg, recall = judged(best)
         rows.append({"scheme": name, "bits_per_dim": bits, "bytes_per_doc": nbytes,
                      "ndcg@10": round(ndcg, 4), "recall@100": round(recall, 4),
-                     "recall@100_vs_exact": round(_overlap(list(top), exact_top), 4),
+                     "recall@100_vs_exact": round(_overlap(list(best), exact_top), 4),
                      "latency_ms": _latency(search_one, queries) if search_one else None,
                      "note": note})
 
     nbytes = C.code_bytes(dim)
     one_stage("float32 exact", 32, 4 * dim, queries @ docs.T,
-              lambda q: _top(docs @ q, 10))
+              lambda q: top(docs @ q, 10))
     int8_docs = C.quantize_int8(docs, ranges)
     one_stage("int8", 8, dim, C.int8_scores(queries, int8_docs, ranges),
-              lambda q: _top(C.int8_scores(q, int8_docs, ranges), 10),
+              lambda q: top(C.int8_scores(q, int8_docs, ranges), 10),
               f"float query . dequantized int8 doc; ranges: {ranges.source}")
     doc_codes, query_codes = C.pack_signs(docs), C.pack_signs(queries)
     hamming = C.hamming_distances(query_codes, doc_codes).astype(np.float32)
@@ -112,7 +114,7 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
         index = Index.create(Path(tmp) / "exact", encoder, mode="exact")
         index.add_vectors(docs, ids=list(range(len(docs))))
         one_stage("binary (Hamming)", 1, nbytes, -hamming,
-                  lambda q: index._hamming(q[None], 10, exact=True),
+                  lambda q: index.hamming_neighbours(q, 10),
                   "sign bits x > 0, usearch exact Hamming search")
         if calibration.get("mean"):
             mean = np.asarray(calibration["mean"], np.float32)
@@ -120,18 +122,18 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
             one_stage("binary, calibrated mean centre", 1, nbytes, -centred.astype(np.float32),
                       None, "measured only: bits of x - mean(calibration); not used")
         one_stage("binary asymmetric", 1, nbytes, C.asymmetric_scores(queries, doc_codes),
-                  lambda q: _top(C.asymmetric_scores(q, doc_codes), 10),
+                  lambda q: top(C.asymmetric_scores(q, doc_codes), 10),
                   "float query . sign(doc), exact scan")
         scales = np.asarray((calibration.get("residual") or {}).get("scales") or [], np.float32)
         if scales.ndim == 2 and scales.shape[0] >= 2:
             for bits in range(2, scales.shape[0] + 1):
-                residual = C.residual_encode(docs, scales, bits)
+                residual = residual_encode(docs, scales, bits)
                 for symmetric in (False, True):
                     timed = bits == 2 and not symmetric
                     one_stage(f"{bits}-bit residual {'symmetric' if symmetric else 'asymmetric'}",
                               bits, bits * nbytes,
-                              C.residual_scores(queries, residual, scales, symmetric=symmetric),
-                              (lambda q, r=residual: _top(C.residual_scores(q, r, scales), 10))
+                              residual_scores(queries, residual, scales, symmetric=symmetric),
+                              (lambda q, r=residual: top(residual_scores(q, r, scales), 10))
                               if timed else None,
                               "per-dimension scales from the package calibration")
         rows += _cascades(index, docs, queries, exact_top, judged, rescore)
@@ -165,18 +167,18 @@ def _cascades(index: Index, docs: np.ndarray, queries: np.ndarray, exact_top: np
     rows = []
     nbytes = C.code_bytes(index.dim) + index.dim
     for m in sorted({0, 1, 2, rescore, 8}) if sweep else [rescore]:
-        ranked10 = [keys for keys, _ in index.search_vectors(queries, k=10, rescore=m)]
-        ranked100 = [keys for keys, _ in index.search_vectors(queries, k=100, rescore=m)]
+        ranked10 = [keys for keys, _ in index.rank_vectors(queries, k=10, rescore=m)]
+        ranked100 = [keys for keys, _ in index.rank_vectors(queries, k=100, rescore=m)]
         ndcg, _ = judged(ranked10)
         _, recall = judged(ranked100)
-        first = index.first_stage(queries, k=100, rescore=m)
+        first = index.candidates(queries, k=100, rescore=m)
         rows.append({
             "scheme": f"binary + int8 rescore={m}" + (" (HNSW)" if index.mode == "hnsw" else ""),
             "bits_per_dim": 1 if m == 0 else 9, "bytes_per_doc": nbytes, "rescore": m,
             "ndcg@10": round(ndcg, 4), "recall@100": round(recall, 4),
             "recall@100_vs_exact": round(_overlap(ranked100, exact_top), 4),
             "first_stage_recall@100_vs_exact": round(_overlap(first, exact_top), 4),
-            "latency_ms": _latency(lambda q, m=m: index.search_vectors(q, k=10, rescore=m),
+            "latency_ms": _latency(lambda q, m=m: index.rank_vectors(q, k=10, rescore=m),
                                    queries),
             "note": (f"usearch Hamming top {OVERFETCH}·k·m → asymmetric refine to k·m → "
                      "int8 rescoring to k" if m else

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgembedError
+from ..errors import EdgembedError
 
 
 @dataclass(frozen=True)

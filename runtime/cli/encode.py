@@ -1,0 +1,96 @@
+"""`edgembed embed` and `edgembed info`: texts to vectors, and what a package holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..encoder import Encoder
+from ..errors import EdgembedError
+from ..package import open_package, package_sizes
+
+
+def _read_lines(source: str) -> list[str]:
+    """Lines of a file or stdin ('-'), without their line endings; empty lines are kept so
+    that row i of the output is always line i of the input."""
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise EdgembedError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise EdgembedError(f"{source} is not UTF-8 text (byte {exc.start})") from None
+    return text.splitlines()
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    texts = _read_lines(args.input)
+    encoder = Encoder.load(args.model, threads=args.threads)
+    vectors = encoder.encode(texts, batch_size=args.batch_size, kind=args.kind)
+    output = args.output
+    if output and output.endswith(".npy") and not args.json:
+        np.save(output, vectors)
+        print(f"wrote {vectors.shape[0]} × {vectors.shape[1]} float32 to {output}",
+              file=sys.stderr)
+        return 0
+    lines = (json.dumps({"index": i, "embedding": row.tolist()}) + "\n"
+             for i, row in enumerate(vectors))
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    package = open_package(args.package, verify=True)  # raises on a missing/tampered file
+    sizes = package_sizes(package)
+    if args.json:
+        print(json.dumps({"path": str(package.path), "package_id": package.package_id,
+                          "checksums": "ok", "sizes": sizes, "manifest": package.manifest},
+                         indent=2))
+        return 0
+    manifest = package.manifest
+    quality = manifest.get("quality") or {}
+    rows = [
+        ("package", str(package.path)),
+        ("name", manifest["name"]),
+        ("source", (manifest.get("source") or {}).get("model", "?")),
+        ("dim", manifest["dim"]),
+        ("max_seq_length", manifest["max_seq_length"]),
+        ("pooling", f"{manifest['pooling']}, normalized={manifest['normalized']}"),
+        ("prefixes", json.dumps(manifest.get("prefixes") or {})),
+        ("quantization", (manifest.get("quantization") or {}).get("method", "?")),
+        ("quality", ", ".join(f"{k}={quality[k]}" for k in ("mean_cosine", "min_cosine")
+                              if k in quality) or "not measured"),
+        ("checksums", "ok"),
+    ]
+    rows += [(f"  {name}", f"{size / 1e6:.2f} MB") for name, size in sizes.items()]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    embed = commands.add_parser("embed", help="embed lines of a file (or stdin)")
+    embed.add_argument("input", nargs="?", default="-", help="text file, one text per line; "
+                       "'-' or nothing reads stdin")
+    embed.add_argument("-o", "--output", help="*.npy for a float32 matrix; otherwise JSON "
+                       "lines (default: JSON lines on stdout)")
+    embed.add_argument("--model", help="model package directory (default: bundled)")
+    embed.add_argument("--kind", choices=("document", "query"), default="document")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--threads", type=int)
+    embed.add_argument("--json", action="store_true", help="write JSON lines even to *.npy")
+    embed.set_defaults(func=cmd_embed)
+
+    info = commands.add_parser("info", help="show a package's manifest, verify its checksums")
+    info.add_argument("package", nargs="?", help="package directory (default: bundled)")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)

@@ -1,0 +1,122 @@
+"""`edgembed index`, `edgembed search` and `edgembed eval`: local search over folders of
+files, and its quality on BEIR data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..encoder import Encoder
+from ..errors import EdgembedError
+from ..index import META_FILE, Index, index_paths
+
+
+def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
+    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
+    if (Path(args.index) / META_FILE).is_file():
+        return Index.open(args.index, encoder=encoder)
+    if not create:
+        raise EdgembedError(f"no index at {args.index}; build one with: edgembed index PATH "
+                            f"--index {args.index}")
+    return Index.create(args.index, encoder or Encoder.load(threads=args.threads),
+                        mode=args.mode)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    index = _open_or_create_index(args, create=True)
+    try:
+        report = index_paths(index, args.paths)
+    finally:
+        index.close()
+    print(f"{args.index}: {report.added_files} new, {report.updated_files} changed, "
+          f"{report.unchanged_files} unchanged, {report.removed_files} removed files; "
+          f"+{report.passages_added} / -{report.passages_removed} passages; "
+          f"{len(index)} passages in the index", file=sys.stderr)
+    return 0
+
+
+def _display_path(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
+    index = Index.open(args.index, encoder=encoder, view=True)
+    try:
+        hits = index.search(args.query, k=args.k, rescore=args.rescore)
+    finally:
+        index.close()
+    results = []
+    for rank, hit in enumerate(hits, start=1):
+        meta = hit.metadata or {}
+        results.append({"rank": rank, "score": round(hit.score, 4), "id": hit.id,
+                        "file": _display_path(meta["file"]) if "file" in meta else None,
+                        "passage": meta.get("passage"), "text": hit.text, "metadata": meta})
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    if not results:
+        print("no results (the index is empty)", file=sys.stderr)
+    for row in results:
+        snippet = " ".join((row["text"] or "").split())
+        snippet = snippet if len(snippet) <= 160 else snippet[:159] + "…"
+        where = f"{row['file']} #{row['passage']}" if row["file"] else str(row["id"])
+        print(f"{row['rank']:>2}. {row['score']:.3f}  {where}\n    {snippet}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..eval.evaluate import evaluate, format_table
+
+    encoder = Encoder.load(args.model, threads=args.threads)
+    report = evaluate(args.data, encoder, split=args.split, cache=args.cache,
+                      rescore=args.rescore)
+    text = json.dumps(report, indent=2) + "\n"
+    if args.out:
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise EdgembedError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(text if args.json else format_table(report), end="" if args.json else "\n")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    index = commands.add_parser("index", help="index .txt/.md/.jsonl files for search "
+                                "(incremental: unchanged files are skipped)")
+    index.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    index.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    index.add_argument("--model", help="model package (default: the index's, or bundled)")
+    index.add_argument("--mode", choices=("exact", "hnsw"), default="exact",
+                       help="search mode of a new index (default: exact)")
+    index.add_argument("--threads", type=int)
+    index.set_defaults(func=cmd_index)
+
+    search = commands.add_parser("search", help="search an index")
+    search.add_argument("query")
+    search.add_argument("--index", required=True, metavar="DIR")
+    search.add_argument("-k", type=int, default=10, help="results (default 10)")
+    search.add_argument("--rescore", type=int, default=4, metavar="M",
+                        help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
+    search.add_argument("--model", help="model package (default: the index's)")
+    search.add_argument("--threads", type=int)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    evaluation = commands.add_parser("eval", help="nDCG@10, recall@100 and latency of every "
+                                     "precision on a BEIR dataset")
+    evaluation.add_argument("--data", required=True, metavar="BEIR_DIR")
+    evaluation.add_argument("--model", help="model package (default: bundled)")
+    evaluation.add_argument("--split", default="test")
+    evaluation.add_argument("--rescore", type=int, default=4, metavar="M")
+    evaluation.add_argument("--cache", metavar="DIR", help="cache embeddings here")
+    evaluation.add_argument("--threads", type=int)
+    evaluation.add_argument("--json", action="store_true", help="print JSON, not a table")
+    evaluation.add_argument("--out", metavar="FILE", help="also write the JSON report here")
+    evaluation.set_defaults(func=cmd_eval)
