@@ -2,7 +2,7 @@
 SciFact nDCG@10, short-sentence throughput and size, plus a plot of nDCG@10 against
 throughput and against size.
 
-    python benchmarks/compression.py --data ../shared/data/scifact --heal-minutes 35
+    python model_variants/compression.py --data ../shared/data/scifact --heal-minutes 35
 
 (about 100 minutes on 2 cores, 70 of them healing the two layer-pruned variants).
 

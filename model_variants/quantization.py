@@ -2,7 +2,7 @@
 SciFact nDCG@10, mean cosine to fp32 on held-out sentences, short-sentence throughput
 against sentence-transformers fp32, and size.
 
-    python benchmarks/quantization.py --data ../shared/data/scifact \
+    python model_variants/quantization.py --data ../shared/data/scifact \
         --out benchmarks/results/quantization.json
 
 Throughput: the 200 built-in validation sentences (3–60 words), batch 32, 2 threads for
