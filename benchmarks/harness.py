@@ -112,7 +112,7 @@ def fastembed_folder(package: Path, workdir: Path) -> Path:
             (folder / name).symlink_to(package / name)
     manifest = open_package(package, verify=False).manifest
     padding = json.loads((package / "tokenizer.json").read_text("utf-8")).get("padding") or {}
-    config = {"model_max_length": int(manifest["max_seq_length"]),
+    config = {"model_max_length": manifest.max_seq_length,
               "pad_token": padding.get("pad_token", "[PAD]")}
     (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     return folder
@@ -124,9 +124,8 @@ def plan(settings: Settings, workdir: Path) -> tuple[list[System], list[str]]:
     package = Path(settings.model) if settings.model else default_package_path()
     manifest = open_package(package).manifest
     label = "default" if settings.model is None else package.name
-    extra = {"dim": int(manifest["dim"]), "output": manifest.get("output", "sentence_embedding"),
-             "pad_id": 0}
-    max_len = int(manifest["max_seq_length"])
+    extra = {"dim": manifest.dim, "output": manifest.output, "pad_id": 0}
+    max_len = manifest.max_seq_length
     source = settings.source or default_source(settings.model)
     variants = build_variants(source, settings, skipped) if source else {}
     if not source:

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgembed import Encoder
 from edgembed.errors import ExportError
+from edgembed.manifest import Manifest
 
 from .autoquant import choose_float_nodes
 from .calibrate import calibrate
@@ -100,7 +101,7 @@ def export_model(
     prefixes: dict[str, str] | None = None,
     validate: bool = True,
     compression: Compression | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Export a Hugging Face / sentence-transformers folder to an edgembed package.
 
     `keep_nodes` are node-name globs left in higher precision; `quantize_method="auto"`
@@ -145,7 +146,7 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
             optimize_level: int, shape: tuple[int, int] | None, keep_nodes: Sequence[str],
             max_loss: float, calibration: list[str], held_out: list[str],
             custom_validation: bool, eval_data: str | Path | None, name: str | None,
-            source_name: str | None, validate: bool) -> dict[str, Any]:
+            source_name: str | None, validate: bool) -> Manifest:
     """The pipeline after reading (and compressing) the source: `original` is the model as
     given (what the package is validated against), `model_source` the one exported."""
     fp32 = export_onnx(model_source)
@@ -197,7 +198,7 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
         "normalized": model_source.normalize,
         "prefixes": model_source.prefixes,
         "output": OUTPUT,
-        "static_shape": list(shape) if shape else None,
+        "static_shape": shape,
         "optimization": optimization,
         "quantization": quantization,
         "compression": {"requested": compression.describe(), "applied": applied}
@@ -213,12 +214,14 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
             if quantize_method != "none":
                 reference_dir = Path(workdir) / "fp32"
                 write_package(reference_dir, fp32, tokenizer_file, {
-                    **{k: manifest[k] for k in ("name", "dim", "max_seq_length", "pooling",
-                                                "normalized", "prefixes", "output")}})
-            manifest["quality"] = _quality_card(original, package, held_out, custom_validation,
-                                                eval_data, reference_dir, compression.dims)
+                    key: getattr(manifest, key) for key in (
+                        "name", "dim", "max_seq_length", "pooling", "normalized", "prefixes",
+                        "output")})
+            manifest = replace(manifest, quality=_quality_card(
+                original, package, held_out, custom_validation, eval_data, reference_dir,
+                compression.dims))
     # output-embedding quantization statistics (int8 ranges, residual scales); the manifest
     # is not checksummed, so this rewrites no checksummed file
-    manifest["calibration"] = calibrate(package)
+    manifest = replace(manifest, calibration=calibrate(package))
     write_manifest(output, manifest)
     return manifest

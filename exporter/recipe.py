@@ -10,6 +10,7 @@ from typing import Any
 import tomllib
 
 from edgembed.errors import ExportError
+from edgembed.manifest import Manifest
 from edgembed.package import sha256_file
 
 from .pipeline import export_model
@@ -46,7 +47,7 @@ def recipe_source_folder(recipe: dict[str, Any]) -> Path:
     return folder
 
 
-def build_from_recipe(recipe_path: str | Path, output: str | Path) -> dict[str, Any]:
+def build_from_recipe(recipe_path: str | Path, output: str | Path) -> Manifest:
     recipe = load_recipe(recipe_path)
     options = dict(recipe["export"])
     try:

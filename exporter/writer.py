@@ -9,20 +9,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from edgembed.errors import ExportError
-from edgembed.package import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    TOKENIZER_FILE,
-    sha256_file,
-)
+from edgembed.errors import ExportError, PackageError
+from edgembed.manifest import MODEL_FILE, TOKENIZER_FILE, Manifest
+from edgembed.package import MANIFEST_FILE, sha256_file
 
 
 def check_output_dir(output: Path) -> None:
@@ -34,14 +29,24 @@ def check_output_dir(output: Path) -> None:
                           "package; choose an empty or new folder")
 
 
-def write_manifest(package_dir: Path, manifest: dict[str, Any]) -> None:
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+def write_manifest(package_dir: Path, manifest: Manifest) -> None:
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
     (package_dir / MANIFEST_FILE).write_text(text, encoding="utf-8")
 
 
+def build_manifest(fields: Mapping[str, Any]) -> Manifest:
+    """The runtime's own checks on what the exporter is about to write: a field the runtime
+    would refuse stops the export here, as an ExportError, before any package is replaced."""
+    try:
+        return Manifest(**fields)
+    except PackageError as exc:
+        raise ExportError(f"the exporter made an invalid manifest: {exc}") from None
+
+
 def write_package(output: Path, model: onnx.ModelProto, tokenizer_file: Path,
-                  fields: dict[str, Any]) -> dict[str, Any]:
-    """Write the package and return its manifest (`fields` plus format and checksums)."""
+                  fields: Mapping[str, Any]) -> Manifest:
+    """Write the package and return its manifest: `fields` (Manifest's, less `files`) plus
+    the files' checksums."""
     output = output.expanduser().resolve()
     check_output_dir(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -53,8 +58,7 @@ def write_package(output: Path, model: onnx.ModelProto, tokenizer_file: Path,
         files = {name: {"sha256": sha256_file(staging / name),
                         "bytes": (staging / name).stat().st_size}
                  for name in (MODEL_FILE, TOKENIZER_FILE)}
-        manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **fields,
-                    "files": files}
+        manifest = build_manifest({**fields, "files": files})
         write_manifest(staging, manifest)
         if output.exists():
             retired = output.with_name(f".{output.name}.old")

@@ -36,6 +36,7 @@ from edgembed.export import export_model
 from edgembed.export.compress import Compression
 from edgembed.export.texts import builtin_texts
 from edgembed.export.validate import retrieval_quality, throughput
+from edgembed.manifest import plain
 
 THREADS = 2
 DEFAULT = "default int8 (shipped)"
@@ -130,11 +131,11 @@ def main() -> None:
         packages[name] = output
         built[name] = {"export_seconds": round(time.monotonic() - start, 1),
                        "quantization": method,
-                       "options": manifest["compression"]["requested"],
-                       "applied": manifest["compression"]["applied"],
-                       "card": {k: manifest["quality"][k]
+                       "options": plain(manifest.compression["requested"]),
+                       "applied": plain(manifest.compression["applied"]),
+                       "card": {k: manifest.quality[k]
                                 for k in ("mean_cosine", "min_cosine", "n_texts")},
-                       "kept_in_float": len(manifest["quantization"]["kept_in_float"])}
+                       "kept_in_float": len(manifest.quantization["kept_in_float"])}
         print(name, json.dumps(built[name]["card"]), f"{built[name]['export_seconds']} s",
               flush=True)
 
@@ -147,7 +148,7 @@ def main() -> None:
         quality = retrieval_quality(encoder, args.data)
         results[name] = {
             "package_mb": package_mb(encoder.path),
-            "model_mb": round(encoder.manifest["files"]["model.onnx"]["bytes"] / 1e6, 2),
+            "model_mb": round(encoder.manifest.files["model.onnx"].bytes / 1e6, 2),
             "sentences_per_s": round(float(np.median(rounds[name])), 1),
             "speed_vs_default": round(float(np.median(rounds[name] / rounds[DEFAULT])), 2),
             **quality,

@@ -74,8 +74,8 @@ def main() -> None:
     for name, encoder in encoders.items():
         variants[name] = {
             "path": str(encoder.path),
-            "model_mb": round(encoder.manifest["files"]["model.onnx"]["bytes"] / 1e6, 2),
-            "quantization": encoder.manifest["quantization"].get("method"),
+            "model_mb": round(encoder.manifest.files["model.onnx"].bytes / 1e6, 2),
+            "quantization": encoder.manifest.quantization.get("method"),
             **cosine_agreement(fp32_vectors, encoder.encode(texts)),
             **retrieval_quality(encoder, args.data),
             **speed[name],

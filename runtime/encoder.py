@@ -14,6 +14,7 @@ import numpy as np
 
 from . import codes
 from .errors import EdgembedError, ModelLoadError, PackageError
+from .manifest import Manifest
 from .package import Package, open_package
 from .session import create_session, run_session
 from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates, tokenize
@@ -69,13 +70,13 @@ class Encoder:
     def __init__(self, package: Package, threads: int | None = None,
                  providers: Sequence[str] | None = None) -> None:
         self.package = package
-        self.max_seq_length = int(package.manifest["max_seq_length"])
+        self.max_seq_length = package.manifest.max_seq_length
         self.session = create_session(package.model_path, threads=threads, providers=providers)
         self.tokenizer, self.pad_id = load_tokenizer(package.tokenizer_path, self.max_seq_length)
-        self._output_name = package.manifest.get("output", "sentence_embedding")
+        self._output_name = package.manifest.output
         self._input_names, (self._fixed_batch, self._fixed_length) = self._check_graph()
         self._int8_ranges: codes.Int8Ranges | None = None
-        if (self.manifest.get("calibration") or {}).get("int8"):
+        if (self.manifest.calibration or {}).get("int8"):
             try:  # parse now: a damaged calibration is a package problem, not an encode one
                 self._int8_ranges = self.int8_ranges
             except EdgembedError as exc:
@@ -120,25 +121,25 @@ class Encoder:
         return self.package.path
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return self.package.manifest
 
     @property
     def dim(self) -> int:
-        return int(self.package.manifest["dim"])
+        return self.package.manifest.dim
 
     @property
     def int8_ranges(self) -> codes.Int8Ranges:
         """Per-dimension int8 ranges: calibrated at export, or the documented fallback."""
         if self._int8_ranges is None:
-            self._int8_ranges = codes.int8_ranges(self.manifest.get("calibration"), self.dim,
-                                                  bool(self.manifest.get("normalized")))
+            self._int8_ranges = codes.int8_ranges(self.manifest.calibration, self.dim,
+                                                  self.manifest.normalized)
         return self._int8_ranges
 
     def prefix(self, kind: str) -> str:
         if not isinstance(kind, str) or kind not in KINDS:
             raise EdgembedError(f"kind must be one of {KINDS}, got {reprlib.repr(kind)}")
-        return (self.manifest.get("prefixes") or {}).get(kind) or ""
+        return (self.manifest.prefixes or {}).get(kind) or ""
 
     def encode(self, texts: str | Iterable[str], batch_size: int = 32,
                precision: str = "float32", kind: str = "document",
@@ -243,7 +244,7 @@ class Encoder:
         ranges = self.int8_ranges if precision == "int8" else None
         return codes.quantize(vectors, precision, ranges=ranges,
                               dims=None if dims is None else int(dims),
-                              normalize=bool(self.manifest.get("normalized")))
+                              normalize=self.manifest.normalized)
 
     def _windows(self, items: Iterator[str], batch_size: int, prefix: str,
                  bar: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:

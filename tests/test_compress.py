@@ -147,8 +147,8 @@ def test_four_bit_latin_package_fits_15_mb_and_encodes_any_unicode(minilm_source
     manifest = export_model(minilm_source, output, quantize_method="int8-dynamic",
                             validate=False, compression=Compression(
                                 prune_vocab="latin", table_bits=4, weight_bits=4))
-    assert manifest["quantization"]["weight_bits"] == 4
-    assert sum(f["bytes"] for f in manifest["files"].values()) <= 15_000_000
+    assert manifest.quantization["weight_bits"] == 4
+    assert sum(f.bytes for f in manifest.files.values()) <= 15_000_000
     model = onnx.load(str(output / "model.onnx"))
     nbits = [node for node in model.graph.node if node.op_type == "MatMulNBits"]
     assert len(nbits) == 36  # every weight MatMul of 6 layers: Q, K, V, out, FFN up, down

@@ -21,14 +21,14 @@ def test_recipe_rebuild_matches_shipped_package(tmp_path, sentences, default_enc
     assert agreement.min() >= 0.9999, agreement.min()
     shipped = default_encoder.manifest
     for key in ("method", "kept_in_float"):
-        assert manifest["quantization"][key] == shipped["quantization"][key]
-    assert manifest["source"] == shipped["source"]
-    assert manifest["files"]["model.onnx"]["sha256"] == shipped["files"]["model.onnx"]["sha256"]
+        assert manifest.quantization[key] == shipped.quantization[key]
+    assert manifest.source == shipped.source
+    assert manifest.files["model.onnx"].sha256 == shipped.files["model.onnx"].sha256
 
 
 def test_shipped_quality_card_is_measured(default_encoder, sentences, torch_reference):
     """The card's numbers are what this package actually gives on the validation set."""
-    card = default_encoder.manifest["quality"]
+    card = default_encoder.manifest.quality
     measured = cosines(default_encoder.encode(sentences), torch_reference)
     assert card["n_texts"] == len(sentences)
     assert abs(card["mean_cosine"] - measured.mean()) < 1e-3
@@ -38,7 +38,7 @@ def test_shipped_quality_card_is_measured(default_encoder, sentences, torch_refe
 
 
 def test_auto_report_is_consistent(default_encoder):
-    quantization = default_encoder.manifest["quantization"]
+    quantization = default_encoder.manifest.quantization
     auto = quantization["auto"]
     assert quantization["method"] == "auto"
     assert set(auto["kept_in_float"]) == set(quantization["kept_in_float"])

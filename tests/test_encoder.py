@@ -84,8 +84,8 @@ def test_bad_arguments_raise_clear_errors(default_encoder):
 def test_properties(default_encoder):
     assert default_encoder.dim == 384
     assert default_encoder.path.is_dir()
-    assert default_encoder.manifest["name"] == "all-minilm-l6-v2"
-    assert default_encoder.manifest["max_seq_length"] == 256
+    assert default_encoder.manifest.name == "all-minilm-l6-v2"
+    assert default_encoder.manifest.max_seq_length == 256
 
 
 def test_awkward_unicode_has_a_defined_result(fp32_encoder):

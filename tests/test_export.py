@@ -103,7 +103,7 @@ def test_fixed_shape_export_runs(minilm_source, tmp_path, fp32_package):
 
     manifest = export_model(minilm_source, tmp_path / "static", quantize_method="none",
                             static_shape="2x32", validate=False)
-    assert manifest["static_shape"] == [2, 32] and manifest["max_seq_length"] == 32
+    assert manifest.static_shape == (2, 32) and manifest.max_seq_length == 32
     encoder = Encoder.load(tmp_path / "static")
     assert encoder.session.get_inputs()[0].shape == [2, 32]
     texts = ["one", "two words", "three more words", "a b c d", "five"]  # 5: odd, > batch
@@ -119,7 +119,7 @@ def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, s
 
     manifest = export_model(minilm_source, tmp_path / "qdq", quantize_method="int8-static",
                             calibration_texts=sentences[:16], validate=False)
-    assert manifest["quantization"]["format"] == "QDQ"
+    assert manifest.quantization["format"] == "QDQ"
     vectors = Encoder.load(tmp_path / "qdq").encode(sentences[:40])
     reference = Encoder.load(fp32_package).encode(sentences[:40])
     # static activation ranges cost MiniLM quality (outlier tokens); it must still embed
@@ -133,7 +133,7 @@ def test_keep_nodes_stay_out_of_dynamic_int8(minilm_source, tmp_path):
 
     manifest = export_model(minilm_source, tmp_path / "kept", quantize_method="int8-dynamic",
                             keep_nodes=["/encoder/layer.0/output/dense/MatMul"], validate=False)
-    assert manifest["quantization"]["kept_in_float"] == ["/encoder/layer.0/output/dense/MatMul"]
+    assert manifest.quantization["kept_in_float"] == ("/encoder/layer.0/output/dense/MatMul",)
     graph = onnx.load(str(tmp_path / "kept" / "model.onnx")).graph
     kinds = {node.op_type for node in graph.node}
     assert "MatMulNBits" in kinds and {"MatMulInteger", "DynamicQuantizeLinear"} & kinds

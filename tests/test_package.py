@@ -20,7 +20,7 @@ def package_copy(tmp_path):
 def test_default_package_verifies():
     package = open_package()
     assert package.path == default_package_path().resolve()
-    assert set(package.manifest["files"]) >= {"model.onnx", "tokenizer.json"}
+    assert set(package.manifest.files) >= {"model.onnx", "tokenizer.json"}
     assert package.package_id.startswith("all-minilm-l6-v2@")
 
 

@@ -144,7 +144,7 @@ def fp32_port(fp32_app):
 def test_health(port, default_encoder):
     status, data, _ = call(port, "GET", "/health")
     assert status == 200
-    assert data["status"] == "ok" and data["model"] == default_encoder.manifest["name"]
+    assert data["status"] == "ok" and data["model"] == default_encoder.manifest.name
     assert data["dim"] == 384 and data["index"] is None
     assert data["queue_depth"] == 0 and data["uptime_s"] >= 0
 

@@ -52,20 +52,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     sizes = package_sizes(package)
     if args.json:
         print(json.dumps({"path": str(package.path), "package_id": package.package_id,
-                          "checksums": "ok", "sizes": sizes, "manifest": package.manifest},
+                          "checksums": "ok", "sizes": sizes,
+                          "manifest": package.manifest.to_dict()},
                          indent=2))
         return 0
     manifest = package.manifest
-    quality = manifest.get("quality") or {}
+    quality = manifest.quality or {}
     rows = [
         ("package", str(package.path)),
-        ("name", manifest["name"]),
-        ("source", (manifest.get("source") or {}).get("model", "?")),
-        ("dim", manifest["dim"]),
-        ("max_seq_length", manifest["max_seq_length"]),
-        ("pooling", f"{manifest['pooling']}, normalized={manifest['normalized']}"),
-        ("prefixes", json.dumps(manifest.get("prefixes") or {})),
-        ("quantization", (manifest.get("quantization") or {}).get("method", "?")),
+        ("name", manifest.name),
+        ("source", (manifest.source or {}).get("model", "?")),
+        ("dim", manifest.dim),
+        ("max_seq_length", manifest.max_seq_length),
+        ("pooling", f"{manifest.pooling}, normalized={manifest.normalized}"),
+        ("prefixes", json.dumps(dict(manifest.prefixes or {}))),
+        ("quantization", (manifest.quantization or {}).get("method", "?")),
         ("quality", ", ".join(f"{k}={quality[k]}" for k in ("mean_cosine", "min_cosine")
                               if k in quality) or "not measured"),
         ("checksums", "ok"),

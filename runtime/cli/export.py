@@ -7,6 +7,7 @@ import argparse
 import json
 
 from ..errors import EdgembedError
+from ..manifest import Manifest
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -35,7 +36,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         raise EdgembedError("export needs a source folder or --recipe FILE")
     if args.json:
-        print(json.dumps(manifest, indent=2))
+        print(json.dumps(manifest.to_dict(), indent=2))
         return 0
     _print_export_table(manifest, args.output)
     return 0
@@ -63,12 +64,12 @@ def _compression(args: argparse.Namespace):
     return None if compression == Compression() else compression
 
 
-def _print_export_table(manifest: dict, output: str) -> None:
+def _print_export_table(manifest: Manifest, output: str) -> None:
     """One row per variant: the fp32 graph the package was measured against, and the package."""
-    quality = manifest.get("quality") or {}
+    quality = manifest.quality or {}
     retrieval = quality.get("retrieval") or {}
-    size = manifest["files"]["model.onnx"]["bytes"] / 1e6
-    method = manifest["quantization"]["method"]
+    size = manifest.files["model.onnx"].bytes / 1e6
+    method = manifest.quantization["method"]
     rows = []
     if "speed_vs_fp32" in quality:
         rows.append(("fp32 (reference)", "none", "-", "1.0000", "-", "1.00",
@@ -80,7 +81,7 @@ def _print_export_table(manifest: dict, output: str) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
-    kept = manifest["quantization"].get("kept_in_float") or []
+    kept = manifest.quantization.get("kept_in_float") or []
     if kept:
         print(f"kept in higher precision ({len(kept)}): {', '.join(kept)}")
     print("cosine: against torch fp32 on the held-out texts; speed: same process, same texts")

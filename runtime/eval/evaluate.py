@@ -76,7 +76,7 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
     data = load_beir(data_dir, split)
     docs, queries = _embed(encoder, data, data_dir, split, Path(cache) if cache else None)
     doc_ids, dim = data.doc_ids, encoder.dim
-    calibration = encoder.manifest.get("calibration") or {}
+    calibration = encoder.manifest.calibration or {}
     ranges = encoder.int8_ranges
     ids = np.asarray(doc_ids)
 
@@ -144,7 +144,7 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
         hnsw.close()
     return {
         "data": str(data_dir.name), "split": split, "n_docs": len(doc_ids),
-        "n_queries": len(data.query_ids), "model": encoder.manifest["name"],
+        "n_queries": len(data.query_ids), "model": encoder.manifest.name,
         "package_id": encoder.package.package_id,
         "calibration": {"int8": ranges.source,
                         "texts": calibration.get("texts"), "n_texts": calibration.get("n_texts")},

@@ -167,7 +167,7 @@ def create_app(encoder: Encoder, index: Index | None = None,
                limits: Limits | None = None) -> Starlette:
     """The ASGI app. It starts the batcher's worker thread; the app's shutdown stops it."""
     limits = limits or Limits()
-    model = str(encoder.manifest["name"])
+    model = encoder.manifest.name
     batcher = Batcher(encode_fn(encoder), max_batch=limits.max_batch,
                       max_wait=limits.batch_wait_ms / 1000, max_queue=limits.max_queue)
     started, loaded_at = time.monotonic(), int(time.time())
@@ -324,7 +324,7 @@ def serve(model: str | None = None, index: str | None = None, host: str = DEFAUL
     warnings.filterwarnings("ignore", message=r".*were cut before tokenizing")
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
-    print(f"edgembed: serving {encoder.manifest['name']} ({encoder.dim} dims) on "
+    print(f"edgembed: serving {encoder.manifest.name} ({encoder.dim} dims) on "
           f"http://{shown}:{bound[1]}" + (f" with index {index}" if opened else ""),
           file=sys.stderr, flush=True)
     try:
