@@ -85,7 +85,7 @@ def build_variants(source: str, settings: Settings, skipped: list[str]) -> dict[
         skipped.append("edgembed fp32 / int8-dynamic variants: not built in --quick")
         return {}
     try:
-        from edgembed.export import export_model
+        from edgembed.export import ExportOptions, export_model
     except ImportError as exc:
         skipped.append(f"edgembed fp32 / int8-dynamic variants: need the export extra "
                        f"({exc.name} is missing)")
@@ -97,8 +97,8 @@ def build_variants(source: str, settings: Settings, skipped: list[str]) -> dict[
         target = cache_dir(settings) / "variants" / f"{key}-{name}"
         if not (target / "manifest.json").is_file():
             log(f"exporting the {name} variant to {target} (once; cached)")
-            export_model(source, target, quantize_method=method, optimize_level=0,
-                         validate=False)
+            export_model(source, target,
+                         ExportOptions(quantize=method, optimize=0, validate=False))
         variants[name] = target
     return variants
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,18 @@ from typing import Any
 import numpy as np
 
 from edgembed import Encoder
-from edgembed.errors import ExportError
 from edgembed.manifest import Manifest
 
 from .autoquant import choose_float_nodes
 from .calibrate import calibrate
-from .compress import Compression, check_compression, compress_source
+from .compress import check_compression, compress_source
 from .feeds import tokenized_batches
 from .head import OUTPUT, add_pooling_head
 from .onnx_export import export_onnx
-from .optimize import LEVELS, optimize
-from .quantize import METHODS, matching_nodes, quantize, weight_matmuls
-from .shape import fix_shape, parse_static_shape
+from .optimize import optimize
+from .options import ExportOptions
+from .quantize import matching_nodes, quantize, weight_matmuls
+from .shape import fix_shape
 from .source import SourceModel, read_source
 from .texts import builtin_texts
 from .token_table import quantize_token_table
@@ -83,74 +82,44 @@ def _quality_card(source: SourceModel, package: Encoder, texts: list[str], custo
     return card
 
 
-def export_model(
-    source: str | Path,
-    output: str | Path,
-    *,
-    quantize_method: str = "int8-dynamic",
-    optimize_level: int = 0,
-    static_shape: str | None = None,
-    keep_nodes: Sequence[str] = (),
-    max_loss: float = 0.005,
-    calibration_texts: Sequence[str] | None = None,
-    validation_texts: Sequence[str] | None = None,
-    eval_data: str | Path | None = None,
-    name: str | None = None,
-    source_name: str | None = None,
-    pooling: str | None = None,
-    prefixes: dict[str, str] | None = None,
-    validate: bool = True,
-    compression: Compression | None = None,
-) -> Manifest:
-    """Export a Hugging Face / sentence-transformers folder to an edgembed package.
-
-    `keep_nodes` are node-name globs left in higher precision; `quantize_method="auto"`
-    chooses them itself so that the held-out mean cosine loss stays within `max_loss`.
-    `compression` prunes / heals / truncates the model first (see compress.py).
+def export_model(source: str | Path, output: str | Path,
+                 options: ExportOptions | None = None) -> Manifest:
+    """Export a Hugging Face / sentence-transformers folder to an edgembed package, as
+    `options` say (default: int8-dynamic, validated against torch; see ExportOptions).
     Returns the manifest, whose `quality` card holds what validation measured."""
+    options = options or ExportOptions()
     output = Path(output)
     check_output_dir(output)  # fail before minutes of export work, not after
-    if quantize_method not in METHODS:
-        raise ExportError(f"quantize must be one of {', '.join(METHODS)}, got {quantize_method!r}")
-    if optimize_level not in LEVELS:
-        raise ExportError(f"optimize level must be one of {LEVELS}, got {optimize_level!r}")
-    if not 0 < max_loss < 1:
-        raise ExportError(f"max_loss must be between 0 and 1, got {max_loss}")
-    shape = parse_static_shape(static_shape) if static_shape else None
-    original = read_source(source, pooling=pooling, prefixes=prefixes)
-    compression = compression or Compression()
-    check_compression(compression, original, quantize_method, optimize_level)
-    calibration = list(calibration_texts or builtin_texts("calibration"))
-    held_out = list(validation_texts or builtin_texts("validation"))
+    shape = options.shape
+    original = read_source(source, pooling=options.pooling, prefixes=options.prefixes)
+    compression = options.compression
+    check_compression(compression, original, options.quantize, options.optimize)
+    calibration = list(options.calibration_texts or builtin_texts("calibration"))
+    held_out = list(options.validation_texts or builtin_texts("validation"))
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-compress-"))
     try:
         model_source, applied = original, {}
         if compression.changes_model:
             folder, applied = compress_source(original, compression, workdir, calibration)
-            model_source = read_source(folder, pooling=pooling, prefixes=prefixes)
+            model_source = read_source(folder, pooling=options.pooling,
+                                       prefixes=options.prefixes)
         if shape and shape[1] < model_source.max_seq_length:
             model_source = replace(model_source, max_seq_length=shape[1])
             original = replace(original, max_seq_length=shape[1])
-        return _export(original, model_source, compression, applied, output,
-                       quantize_method=quantize_method, optimize_level=optimize_level,
-                       shape=shape, keep_nodes=keep_nodes, max_loss=max_loss,
-                       calibration=calibration, held_out=held_out,
-                       custom_validation=validation_texts is not None, eval_data=eval_data,
-                       name=name, source_name=source_name, validate=validate)
+        return _export(original, model_source, applied, output, options,
+                       calibration=calibration, held_out=held_out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _export(original: SourceModel, model_source: SourceModel, compression: Compression,
-            applied: dict[str, Any], output: Path, *, quantize_method: str,
-            optimize_level: int, shape: tuple[int, int] | None, keep_nodes: Sequence[str],
-            max_loss: float, calibration: list[str], held_out: list[str],
-            custom_validation: bool, eval_data: str | Path | None, name: str | None,
-            source_name: str | None, validate: bool) -> Manifest:
+def _export(original: SourceModel, model_source: SourceModel, applied: dict[str, Any],
+            output: Path, options: ExportOptions, *, calibration: list[str],
+            held_out: list[str]) -> Manifest:
     """The pipeline after reading (and compressing) the source: `original` is the model as
     given (what the package is validated against), `model_source` the one exported."""
+    compression, shape = options.compression, options.shape
     fp32 = export_onnx(model_source)
-    fp32, optimization = optimize(fp32, model_source, optimize_level)
+    fp32, optimization = optimize(fp32, model_source, options.optimize)
     fp32 = add_pooling_head(fp32, model_source.pooling, model_source.normalize,
                             model_source.hidden_size, compression.dims)
     if shape:
@@ -169,26 +138,26 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
                                  batch_size=shape[0] if shape else 8,
                                  pad_to=shape[1] if shape else None)
 
-    keep = matching_nodes(fp32, keep_nodes)
+    keep = matching_nodes(fp32, options.keep_nodes)
     weight_bits = compression.weight_bits or 8
     auto = None
-    if quantize_method == "auto":
+    if options.quantize == "auto":
         auto = choose_float_nodes(
             fp32, weight_matmuls(fp32),
             lambda kept: quantize(base, "int8-dynamic", kept, weight_bits=weight_bits)[0],
             # sensitivity on 64 calibration texts, the stopping rule on the others: the
             # validation texts stay unseen until the quality card measures them
-            batches(calibration[:64]), batches(calibration[64:]), max_loss)
+            batches(calibration[:64]), batches(calibration[64:]), options.max_loss)
         keep = sorted(set(keep) | set(auto["kept_in_float"]))
-    static = quantize_method == "int8-static"  # the only method that reads calibration
-    graph, quantization = quantize(base, "int8-dynamic" if auto else quantize_method,
+    static = options.quantize == "int8-static"  # the only method that reads calibration
+    graph, quantization = quantize(base, "int8-dynamic" if auto else options.quantize,
                                    keep=keep, calibration=batches(calibration) if static else None,
                                    weight_bits=weight_bits)
     if auto:
         quantization = {**quantization, "method": "auto", "auto": auto}
     manifest = write_package(output, graph, tokenizer_file, {
-        "name": name or original.path.name,
-        "source": {"model": source_name or original.path.name,
+        "name": options.name or original.path.name,
+        "source": {"model": options.source_name or original.path.name,
                    "weights_file": original.weights_file,
                    "weights_sha256": original.weights_sha256,
                    "model_type": original.model_type},
@@ -208,18 +177,18 @@ def _export(original: SourceModel, model_source: SourceModel, compression: Compr
         "quality": None,
     })
     package = Encoder.load(output)  # checks what was written against its checksums
-    if validate:
+    if options.validate:
         with tempfile.TemporaryDirectory(prefix="edgembed-fp32-") as workdir:
             reference_dir = None
-            if quantize_method != "none":
+            if options.quantize != "none":
                 reference_dir = Path(workdir) / "fp32"
                 write_package(reference_dir, fp32, tokenizer_file, {
                     key: getattr(manifest, key) for key in (
                         "name", "dim", "max_seq_length", "pooling", "normalized", "prefixes",
                         "output")})
             manifest = replace(manifest, quality=_quality_card(
-                original, package, held_out, custom_validation, eval_data, reference_dir,
-                compression.dims))
+                original, package, held_out, options.validation_texts is not None,
+                options.eval_data, reference_dir, compression.dims))
     # output-embedding quantization statistics (int8 ranges, residual scales); the manifest
     # is not checksummed, so this rewrites no checksummed file
     manifest = replace(manifest, calibration=calibrate(package))

@@ -13,6 +13,7 @@ from edgembed.errors import ExportError
 from edgembed.manifest import Manifest
 from edgembed.package import sha256_file
 
+from .options import ExportOptions
 from .pipeline import export_model
 
 
@@ -47,15 +48,16 @@ def recipe_source_folder(recipe: dict[str, Any]) -> Path:
     return folder
 
 
+def recipe_options(recipe: dict[str, Any], where: str) -> ExportOptions:
+    """The recipe's [export] table as ExportOptions; name and source model come from its top
+    level. An unknown or bad option is one ExportError line naming it."""
+    return ExportOptions.from_table(recipe["export"], f"recipe {where} [export]",
+                                    name=recipe["name"], source_name=recipe["source_model"])
+
+
 def build_from_recipe(recipe_path: str | Path, output: str | Path) -> Manifest:
+    """Rebuild the package a recipe describes, from its verified source weights. The
+    options are checked before the weights are hashed."""
     recipe = load_recipe(recipe_path)
-    options = dict(recipe["export"])
-    try:
-        return export_model(
-            recipe_source_folder(recipe), output,
-            quantize_method=options.pop("quantize", "int8-dynamic"),
-            name=recipe["name"], source_name=recipe["source_model"],
-            **options,
-        )
-    except TypeError as exc:  # an [export] key export_model does not take
-        raise ExportError(f"recipe {recipe_path}: bad [export] option ({exc})") from None
+    options = recipe_options(recipe, str(recipe_path))
+    return export_model(recipe_source_folder(recipe), output, options)

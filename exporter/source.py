@@ -81,6 +81,12 @@ def _prefixes(path: Path) -> dict[str, str]:
     return {"query": query or "", "document": document or ""}
 
 
+def check_pooling(pooling: str | None) -> None:
+    """None (the folder decides) or one of the poolings the exported head can apply."""
+    if pooling is not None and pooling not in POOLING_KEYS.values():
+        raise ExportError(f"pooling must be cls, mean or max, got {pooling!r}")
+
+
 def _max_seq_length(path: Path, config: dict[str, Any]) -> int:
     limit = int(config.get("max_position_embeddings", 512))
     if config.get("model_type") in {"bert", "distilbert", "mpnet", "roberta", "xlm-roberta"}:
@@ -116,8 +122,7 @@ def read_source(path: str | Path, pooling: str | None = None,
         raise ExportError(f"{path} has no weights ({' or '.join(WEIGHT_FILES)})")
     is_st = (path / "modules.json").is_file()
     found_pooling, normalize = _modules(path) if is_st else ("mean", True)
-    if pooling is not None and pooling not in POOLING_KEYS.values():
-        raise ExportError(f"pooling must be cls, mean or max, got {pooling!r}")
+    check_pooling(pooling)
     return SourceModel(
         path=path.resolve(),
         model_type=model_type,

@@ -32,8 +32,7 @@ import numpy as np
 
 from edgembed import Encoder, default_package_path
 from edgembed.bench.machine import machine_info
-from edgembed.export import export_model
-from edgembed.export.compress import Compression
+from edgembed.export import Compression, ExportOptions, export_model
 from edgembed.export.texts import builtin_texts
 from edgembed.export.validate import retrieval_quality, throughput
 from edgembed.manifest import plain
@@ -126,8 +125,8 @@ def main() -> None:
         start = time.monotonic()
         output = workdir / f"variant-{number}"
         method = quantize_method(compression)
-        manifest = export_model(source, output, quantize_method=method, max_loss=0.005,
-                                compression=compression, name=f"minilm-{number}")
+        manifest = export_model(source, output, ExportOptions(
+            quantize=method, max_loss=0.005, compression=compression, name=f"minilm-{number}"))
         packages[name] = output
         built[name] = {"export_seconds": round(time.monotonic() - start, 1),
                        "quantization": method,

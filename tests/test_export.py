@@ -10,6 +10,7 @@ import pytest
 from conftest import cosines
 from edgembed import Encoder
 from edgembed.errors import ExportError
+from edgembed.export import ExportOptions, export_model
 from edgembed.export.source import read_source
 
 
@@ -70,8 +71,6 @@ def test_unsupported_module_refused(source_copy):
 
 
 def test_output_that_is_a_file_refused(minilm_source, tmp_path):
-    from edgembed.export import export_model
-
     target = tmp_path / "a-file"
     target.write_text("keep me")
     with pytest.raises(ExportError, match="not a directory"):
@@ -80,8 +79,6 @@ def test_output_that_is_a_file_refused(minilm_source, tmp_path):
 
 
 def test_non_empty_foreign_folder_refused(minilm_source, tmp_path):
-    from edgembed.export import export_model
-
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="not an edgembed package"):
         export_model(minilm_source, tmp_path)
@@ -99,10 +96,8 @@ def test_cli_export_error_is_one_line(tmp_path):
 
 
 def test_fixed_shape_export_runs(minilm_source, tmp_path, fp32_package):
-    from edgembed.export import export_model
-
-    manifest = export_model(minilm_source, tmp_path / "static", quantize_method="none",
-                            static_shape="2x32", validate=False)
+    manifest = export_model(minilm_source, tmp_path / "static",
+                            ExportOptions(quantize="none", static_shape="2x32", validate=False))
     assert manifest.static_shape == (2, 32) and manifest.max_seq_length == 32
     encoder = Encoder.load(tmp_path / "static")
     assert encoder.session.get_inputs()[0].shape == [2, 32]
@@ -115,10 +110,8 @@ def test_fixed_shape_export_runs(minilm_source, tmp_path, fp32_package):
 
 def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, sentences,
                                                       fp32_package):
-    from edgembed.export import export_model
-
-    manifest = export_model(minilm_source, tmp_path / "qdq", quantize_method="int8-static",
-                            calibration_texts=sentences[:16], validate=False)
+    manifest = export_model(minilm_source, tmp_path / "qdq", ExportOptions(
+        quantize="int8-static", calibration_texts=sentences[:16], validate=False))
     assert manifest.quantization["format"] == "QDQ"
     vectors = Encoder.load(tmp_path / "qdq").encode(sentences[:40])
     reference = Encoder.load(fp32_package).encode(sentences[:40])
@@ -129,26 +122,10 @@ def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, s
 def test_keep_nodes_stay_out_of_dynamic_int8(minilm_source, tmp_path):
     import onnx
 
-    from edgembed.export import export_model
-
-    manifest = export_model(minilm_source, tmp_path / "kept", quantize_method="int8-dynamic",
-                            keep_nodes=["/encoder/layer.0/output/dense/MatMul"], validate=False)
+    manifest = export_model(minilm_source, tmp_path / "kept", ExportOptions(
+        quantize="int8-dynamic", keep_nodes=["/encoder/layer.0/output/dense/MatMul"],
+        validate=False))
     assert manifest.quantization["kept_in_float"] == ("/encoder/layer.0/output/dense/MatMul",)
     graph = onnx.load(str(tmp_path / "kept" / "model.onnx")).graph
     kinds = {node.op_type for node in graph.node}
     assert "MatMulNBits" in kinds and {"MatMulInteger", "DynamicQuantizeLinear"} & kinds
-
-
-@pytest.mark.parametrize(("options", "message"), [
-    ({"quantize_method": "int4"}, "quantize must be one of"),
-    ({"static_shape": "big"}, "BATCHxSEQUENCE"),
-    ({"static_shape": "0x128"}, "batch ≥ 1"),
-    ({"max_loss": 2.0}, "max_loss"),
-    ({"optimize_level": 7}, "optimize level"),
-])
-def test_bad_options_refused_before_work(minilm_source, tmp_path, options, message):
-    from edgembed.export import export_model
-
-    with pytest.raises(ExportError, match=message):
-        export_model(minilm_source, tmp_path / "out", validate=False, **options)
-    assert not (tmp_path / "out").exists()

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from ..errors import EdgembedError
 from ..manifest import Manifest
+
+if TYPE_CHECKING:  # the exporter is imported only when the command runs
+    from edgembed.export import Compression, ExportOptions
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -16,7 +20,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise EdgembedError(f"edgembed export needs the export extra ({exc.name} is missing): "
                             "pip install 'edgembed[export]'") from None
-    from edgembed.export.texts import read_texts
 
     if args.recipe and args.source:
         raise EdgembedError("give a source folder or --recipe FILE, not both")
@@ -26,13 +29,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise EdgembedError("compression options apply to a source folder, not --recipe")
         manifest = build_from_recipe(args.recipe, args.output)
     elif args.source:
-        manifest = export_model(
-            args.source, args.output, quantize_method=args.quantize,
-            optimize_level=args.optimize, static_shape=args.static_shape,
-            keep_nodes=args.keep_nodes or (), max_loss=args.max_loss,
-            calibration_texts=read_texts(args.calibration) if args.calibration else None,
-            eval_data=args.eval_data, name=args.name, source_name=args.source_name,
-            pooling=args.pooling, validate=not args.no_validate, compression=compression)
+        manifest = export_model(args.source, args.output, _options(args, compression))
     else:
         raise EdgembedError("export needs a source folder or --recipe FILE")
     if args.json:
@@ -42,9 +39,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compression(args: argparse.Namespace):
-    """The export's compression options as an edgembed.export.compress.Compression, or None."""
-    from edgembed.export.compress import Compression
+def _options(args: argparse.Namespace, compression: Compression | None) -> ExportOptions:
+    """The command line as ExportOptions, which check every value (as for recipes and the
+    Python API)."""
+    from edgembed.export import ExportOptions
+    from edgembed.export.texts import read_texts
+
+    return ExportOptions(
+        quantize=args.quantize, optimize=args.optimize, static_shape=args.static_shape,
+        keep_nodes=args.keep_nodes or (), max_loss=args.max_loss,
+        calibration_texts=read_texts(args.calibration) if args.calibration else None,
+        eval_data=args.eval_data, name=args.name, source_name=args.source_name,
+        pooling=args.pooling, validate=not args.no_validate,
+        **({"compression": compression} if compression is not None else {}))
+
+
+def _compression(args: argparse.Namespace) -> Compression | None:
+    """The export's compression options as an edgembed.export.Compression, or None."""
+    from edgembed.export import Compression
 
     if args.heal_minutes is not None and not args.heal:
         raise EdgembedError("--heal-minutes needs --heal")
@@ -92,9 +104,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("source", nargs="?", help="model folder")
     export.add_argument("-o", "--output", required=True, help="package directory to write")
     export.add_argument("--recipe", help="build from a recipe TOML instead of SOURCE")
-    export.add_argument("--quantize", default="int8-dynamic",
-                        choices=("none", "fp16", "int8-dynamic", "int8-static", "auto"),
-                        help="auto keeps the most sensitive nodes in higher precision until the "
+    export.add_argument("--quantize", default="int8-dynamic", metavar="METHOD",
+                        help="none, fp16, int8-dynamic (default), int8-static or auto: auto "
+                        "keeps the most sensitive nodes in higher precision until the "
                         "held-out cosine loss is within --max-loss")
     export.add_argument("--max-loss", type=float, default=0.005,
                         help="auto: allowed 1 - mean cosine to fp32 (default 0.005)")
@@ -102,15 +114,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="node-name globs kept in higher precision")
     export.add_argument("--calibration", metavar="FILE",
                         help="calibration texts, one per line (default: built-in set)")
-    export.add_argument("--optimize", type=int, choices=(0, 1, 2), default=0,
-                        help="transformer fusions: 0 none (fastest int8 here), 1 fusions, "
-                        "2 fusions + extended rewrites")
+    export.add_argument("--optimize", type=int, default=0, metavar="LEVEL",
+                        help="transformer fusions: 0 none (default; fastest int8 here), "
+                        "1 fusions, 2 fusions + extended rewrites")
     export.add_argument("--static-shape", metavar="BxS",
                         help="fixed input shape, e.g. 1x128, for NPUs")
     export.add_argument("--eval-data", metavar="BEIR_DIR",
                         help="also report nDCG@10 and recall@100 on this BEIR folder")
-    export.add_argument("--pooling", choices=("cls", "mean", "max"),
-                        help="override the folder's pooling")
+    export.add_argument("--pooling", help="cls, mean or max: override the folder's pooling")
     export.add_argument("--name", help="package name (default: source folder name)")
     export.add_argument("--source-name", help="source model id recorded in the manifest")
     export.add_argument("--no-validate", action="store_true",
