@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv test demo lint bench clean
+.PHONY: venv test test-fast demo lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# the same without the tests marked slow (torch exports and the torch reference): ~1 minute
+test-fast: venv
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow"
 
 # index the bundled sample documents (incremental: a second run skips unchanged files), then
 # search them from the command line, fully offline

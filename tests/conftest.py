@@ -1,8 +1,13 @@
-"""Shared fixtures. Exports of the real MiniLM are session-scoped: each costs ~15 s."""
+"""Shared fixtures and helpers (test modules import `cosines`, `edgembed`, ... from here).
+Exports of the real MiniLM are session-scoped: each costs ~15 s."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,21 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# fixtures that export a model with torch or run the torch reference: their users are slow
+TORCH_FIXTURES = ("fp32_package", "torch_reference")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test-fast` skips the `slow` marker: refuse a test that needs a torch fixture
+    without it, so the fast run never exports a model by accident."""
+    unmarked = [item.nodeid for item in items
+                if set(TORCH_FIXTURES) & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"mark these @pytest.mark.slow (they use {TORCH_FIXTURES}): "
+                                f"{', '.join(unmarked)}")
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +57,6 @@ def default_encoder():
 @pytest.fixture(scope="session")
 def prefixed_encoder(tmp_path_factory, default_encoder):
     """The default package with a query prefix, as E5-style models have."""
-    import json
     import shutil
 
     from edgembed import Encoder
@@ -72,3 +91,38 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return np.sum(a * b, axis=1)
+
+
+# ---------------------------------------------------------------- helpers tests import
+
+def edgembed(*args: str, stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """The `edgembed` command in a subprocess (options as for subprocess.run)."""
+    return subprocess.run([sys.executable, "-m", "edgembed", *args], input=stdin,
+                          capture_output=True, text=True, **{"timeout": 600, **kwargs})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgembed: error: "), result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def flip_bytes(path: Path, start: float = 0.0, count: int = 200, seed: int = 5) -> None:
+    """Overwrite `count` random bytes after the first `start` fraction of the file."""
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(count):
+        data[rng.randrange(int(len(data) * start), len(data))] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def set_manifest(package: Path, **changes) -> None:
+    """Change top-level fields of a package's manifest.json."""
+    manifest = json.loads((package / "manifest.json").read_text())
+    (package / "manifest.json").write_text(json.dumps({**manifest, **changes}))

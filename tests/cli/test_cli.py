@@ -1,15 +1,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
-
-def edgembed(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgembed", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300)
+from conftest import edgembed
 
 
 def test_embed_stdin_to_jsonl():

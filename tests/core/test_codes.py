@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from edgembed import codes as C
 from edgembed.errors import EdgembedError
-from edgembed.eval import residual as R
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +29,7 @@ def test_sign_codes_match_packbits_and_usearch_layout(vectors):
     assert odd.shape == (len(vectors), 13)
 
 
+@pytest.mark.slow
 def test_quantize_matches_sentence_transformers(vectors, ranges):
     st = pytest.importorskip("sentence_transformers.quantization")
     table = np.vstack([ranges.lo, ranges.hi])
@@ -86,26 +84,6 @@ def test_hamming_distances_count_every_bit(nbytes):
     assert np.array_equal(C.hamming_distances(queries, docs), expected)
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4])
-def test_residual_codes(vectors, bits):
-    scales = R.residual_scales(vectors)
-    assert scales.shape == (4, 384)
-    codes = R.residual_encode(vectors, scales, bits)
-    assert codes.shape == (len(vectors), bits, 48)
-    assert np.array_equal(codes[:, 0], C.pack_signs(vectors))  # level 1 is the sign code
-    decoded = R.residual_decode(codes, scales)
-    errors = [np.linalg.norm(R.residual_decode(R.residual_encode(vectors, scales, b), scales)
-                             - vectors, axis=1).mean() for b in range(1, bits + 1)]
-    assert all(later < earlier for earlier, later in zip(errors, errors[1:], strict=False))
-    queries = vectors[:4]
-    assert np.allclose(R.residual_scores(queries, codes, scales), queries @ decoded.T, atol=1e-4)
-    coded_queries = R.residual_decode(R.residual_encode(queries, scales, bits), scales)
-    assert np.allclose(R.residual_scores(queries, codes, scales, symmetric=True),
-                       coded_queries @ decoded.T, atol=1e-4)
-    with pytest.raises(EdgembedError, match="bits"):
-        R.residual_encode(vectors, scales, 5)
-
-
 def test_encode_precisions(default_encoder, sentences):
     texts = sentences[:10]
     floats = default_encoder.encode(texts)
@@ -132,17 +110,3 @@ def test_encode_dims(default_encoder, sentences):
     assert default_encoder.encode(texts, precision="int8", dims=64).shape == (5, 64)
     with pytest.raises(EdgembedError, match="dims"):
         default_encoder.encode(texts, dims=1000)
-
-
-def test_export_stores_calibration(fp32_package):
-    """The pipeline's calibrate step fills the manifest section the runtime reads."""
-    from edgembed import Encoder
-
-    calibration = json.loads((fp32_package / "manifest.json").read_text())["calibration"]
-    assert calibration["n_texts"] == 400 and calibration["texts"].startswith("edgembed built-in")
-    lo, hi = np.asarray(calibration["int8"]["lo"]), np.asarray(calibration["int8"]["hi"])
-    assert lo.shape == hi.shape == (384,) and np.all(lo <= hi)
-    assert np.asarray(calibration["residual"]["scales"]).shape == (4, 384)
-    encoder = Encoder.load(fp32_package)
-    assert encoder.int8_ranges.source == "calibrated"
-    assert np.array_equal(encoder.int8_ranges.lo, lo.astype(np.float32))

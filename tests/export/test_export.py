@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from conftest import cosines
@@ -22,6 +23,7 @@ def test_source_reading(minilm_source):
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
 
 
+@pytest.mark.slow
 def test_fp32_manifest(fp32_package):
     manifest = json.loads((fp32_package / "manifest.json").read_text())
     assert manifest["output"] == "sentence_embedding"
@@ -95,6 +97,7 @@ def test_cli_export_error_is_one_line(tmp_path):
     assert "source model folder not found" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_fixed_shape_export_runs(minilm_source, tmp_path, fp32_package):
     manifest = export_model(minilm_source, tmp_path / "static",
                             ExportOptions(quantize="none", static_shape="2x32", validate=False))
@@ -108,6 +111,7 @@ def test_fixed_shape_export_runs(minilm_source, tmp_path, fp32_package):
     assert cosines(vectors, expected).min() >= 0.9999
 
 
+@pytest.mark.slow
 def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, sentences,
                                                       fp32_package):
     manifest = export_model(minilm_source, tmp_path / "qdq", ExportOptions(
@@ -119,6 +123,7 @@ def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, s
     assert 0.85 <= cosines(vectors, reference).mean() < 0.999
 
 
+@pytest.mark.slow
 def test_keep_nodes_stay_out_of_dynamic_int8(minilm_source, tmp_path):
     import onnx
 
@@ -129,3 +134,16 @@ def test_keep_nodes_stay_out_of_dynamic_int8(minilm_source, tmp_path):
     graph = onnx.load(str(tmp_path / "kept" / "model.onnx")).graph
     kinds = {node.op_type for node in graph.node}
     assert "MatMulNBits" in kinds and {"MatMulInteger", "DynamicQuantizeLinear"} & kinds
+
+
+@pytest.mark.slow
+def test_export_stores_calibration(fp32_package):
+    """The pipeline's calibrate step fills the manifest section the runtime reads."""
+    calibration = json.loads((fp32_package / "manifest.json").read_text())["calibration"]
+    assert calibration["n_texts"] == 400 and calibration["texts"].startswith("edgembed built-in")
+    lo, hi = np.asarray(calibration["int8"]["lo"]), np.asarray(calibration["int8"]["hi"])
+    assert lo.shape == hi.shape == (384,) and np.all(lo <= hi)
+    assert np.asarray(calibration["residual"]["scales"]).shape == (4, 384)
+    encoder = Encoder.load(fp32_package)
+    assert encoder.int8_ranges.source == "calibrated"
+    assert np.array_equal(encoder.int8_ranges.lo, lo.astype(np.float32))

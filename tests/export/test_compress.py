@@ -79,6 +79,7 @@ def test_tokenizer_rewrite_is_consistent(minilm_source):
     assert all(by_old[old] in vocab for old in kept)
 
 
+@pytest.mark.slow
 def test_list_words_tokenize_as_before(minilm_source, vocab_package):
     from tokenizers import Tokenizer
 
@@ -89,6 +90,7 @@ def test_list_words_tokenize_as_before(minilm_source, vocab_package):
         [e.tokens for e in after.encode_batch(words)]
 
 
+@pytest.mark.slow
 def test_vocab_pruned_package_is_small_and_encodes_any_unicode(vocab_package):
     manifest = json.loads((vocab_package / "manifest.json").read_text())
     applied = manifest["compression"]["applied"]
@@ -102,6 +104,7 @@ def test_vocab_pruned_package_is_small_and_encodes_any_unicode(vocab_package):
     assert "[UNK]" in unk or len(unk) > 2  # dropped scripts fall back, never fail
 
 
+@pytest.mark.slow
 def test_in_vocabulary_text_matches_the_unpruned_model(minilm_source, tmp_path):
     from sentence_transformers import SentenceTransformer
 
@@ -142,6 +145,7 @@ def test_latin_vocabulary_keeps_every_latin_and_greek_token(minilm_source, tmp_p
     assert "[UNK]" in after.encode("東京 мир").tokens
 
 
+@pytest.mark.slow
 def test_four_bit_latin_package_fits_15_mb_and_encodes_any_unicode(minilm_source, tmp_path,
                                                                   default_encoder):
     output = tmp_path / "four-bit"
@@ -171,6 +175,7 @@ def _layer_numbers(model: onnx.ModelProto) -> set[int]:
             if (m := re.search(r"/layer\.(\d+)/", node.name))}
 
 
+@pytest.mark.slow
 def test_structured_pruning_gives_a_valid_smaller_graph(structured_package):
     model = onnx.load(str(structured_package / "model.onnx"))
     onnx.checker.check_model(model)
@@ -188,6 +193,7 @@ def test_structured_pruning_gives_a_valid_smaller_graph(structured_package):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_heal_reduces_the_distillation_loss(minilm_source):
     import torch
     from transformers import AutoModel
@@ -220,6 +226,7 @@ def test_builtin_heal_texts_are_many_distinct_and_fixed():
     assert not set(builtin_texts("validation")) & set(texts)  # the card's texts stay unseen
 
 
+@pytest.mark.slow
 def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
     """The teacher sees the student's ids: with nothing structural changed (dims equal to
     the model's), the student starts as the teacher, so the first loss is zero."""
@@ -264,6 +271,7 @@ def test_nonsense_combinations_refused(minilm_source, tmp_path, options, export_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_word_list_without_tokens_refused(minilm_source, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("🚀\n\u0378\n🔥👍\n", encoding="utf-8")  # all [UNK] for MiniLM

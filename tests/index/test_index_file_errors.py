@@ -1,11 +1,10 @@
-"""Damaged, missing or mismatched files and failing writes: the CLI prints one line
+"""Damaged, missing or mismatched index files and failing writes: the CLI prints one line
 `edgembed: error: …` and exits with status 2 (never a traceback, never a crash), and a
 failed save leaves the saved index intact."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import random
 import resource
@@ -20,74 +19,10 @@ import numpy as np
 import pytest
 from usearch.index import Index as UsearchIndex
 
+from conftest import assert_one_line_error, edgembed, flip_bytes, set_manifest, truncate
 from edgembed import Index, default_package_path
 from edgembed.errors import IndexFileError, IndexWriteError
 from edgembed.index import index as index_module
-
-
-def edgembed(*args: str, stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgembed", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300, **kwargs)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgembed: error: "), result.stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-def flip_bytes(path: Path, start: float = 0.0, count: int = 200, seed: int = 5) -> None:
-    """Overwrite `count` random bytes after the first `start` fraction of the file."""
-    data = bytearray(path.read_bytes())
-    rng = random.Random(seed)
-    for _ in range(count):
-        data[rng.randrange(int(len(data) * start), len(data))] = rng.randrange(256)
-    path.write_bytes(bytes(data))
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def rehash(package: Path, name: str) -> None:
-    """Record a file's current sha256 in the manifest: the damage gets past verification."""
-    manifest = json.loads((package / "manifest.json").read_text())
-    manifest["files"][name]["sha256"] = hashlib.sha256((package / name).read_bytes()).hexdigest()
-    (package / "manifest.json").write_text(json.dumps(manifest))
-
-
-def set_manifest(package: Path, **changes) -> None:
-    manifest = json.loads((package / "manifest.json").read_text())
-    (package / "manifest.json").write_text(json.dumps({**manifest, **changes}))
-
-
-# ---------------------------------------------------------------- model packages
-# (tests/test_loaders_fuzz.py covers many more package faults through the Python API; these
-# check the CLI's side: status 2, one line, even when onnxruntime itself fails)
-
-PACKAGE_FAULTS: dict[str, tuple[Callable[[Path], None], str]] = {
-    "truncated onnx": (lambda p: truncate(p / "model.onnx"), "checksum mismatch"),
-    "truncated onnx, checksum updated": (
-        lambda p: (truncate(p / "model.onnx"), rehash(p, "model.onnx")), "onnxruntime"),
-    "checksum mismatch": (lambda p: flip_bytes(p / "tokenizer.json", count=3),
-                          "checksum mismatch"),
-    "missing tokenizer": (lambda p: (p / "tokenizer.json").unlink(), "tokenizer.json"),
-    "unknown manifest format_version": (lambda p: set_manifest(p, format_version=99),
-                                        "format_version 99"),
-}
-
-
-@pytest.mark.parametrize("fault", PACKAGE_FAULTS)
-def test_damaged_package(tmp_path, fault):
-    package = tmp_path / "pkg"
-    shutil.copytree(default_package_path(), package)
-    damage, message = PACKAGE_FAULTS[fault]
-    damage(package)
-    assert_one_line_error(edgembed("embed", "--model", str(package), stdin="hello\n"),
-                          message)
-
 
 # ---------------------------------------------------------------- indexes
 

@@ -13,6 +13,7 @@ from edgembed.export.recipe import recipe_source_folder
 RECIPE = default_package_path().parent / "recipes" / "all-minilm-l6-v2.toml"
 
 
+@pytest.mark.slow
 def test_recipe_rebuild_matches_shipped_package(tmp_path, sentences, default_encoder):
     manifest = build_from_recipe(RECIPE, tmp_path / "rebuilt")
     rebuilt = Encoder.load(tmp_path / "rebuilt")
@@ -26,6 +27,7 @@ def test_recipe_rebuild_matches_shipped_package(tmp_path, sentences, default_enc
     assert manifest.files["model.onnx"].sha256 == shipped.files["model.onnx"].sha256
 
 
+@pytest.mark.slow
 def test_shipped_quality_card_is_measured(default_encoder, sentences, torch_reference):
     """The card's numbers are what this package actually gives on the validation set."""
     card = default_encoder.manifest.quality

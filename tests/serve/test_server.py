@@ -31,7 +31,6 @@ from hypothesis import strategies as st  # noqa: E402
 
 from edgembed import Encoder, Index  # noqa: E402
 from edgembed.serve.app import bind_socket, create_app, is_loopback, make_server  # noqa: E402
-from edgembed.serve.batcher import Batcher, BatcherClosed, QueueFull  # noqa: E402
 from edgembed.serve.requests import Limits  # noqa: E402
 
 DOCS = ["Sourdough starter needs flour and water every day.",
@@ -176,6 +175,7 @@ def test_single_string_input(port, default_encoder):
     assert float(vectors_of(data)[0] @ default_encoder.encode("just one")) > 0.99
 
 
+@pytest.mark.slow
 def test_base64_round_trip(fp32_port):
     texts = ["base64 keeps every bit", "and is smaller"]
     _, floats = embed(fp32_port, input=texts)
@@ -186,6 +186,7 @@ def test_base64_round_trip(fp32_port):
     np.testing.assert_array_equal(decoded, vectors_of(floats))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dims", [1, 64, 384])
 def test_dimensions(fp32_port, fp32_encoder, dims):
     status, data = embed(fp32_port, input=["matryoshka", "truncation"], dimensions=dims)
@@ -197,6 +198,7 @@ def test_dimensions(fp32_port, fp32_encoder, dims):
                                                         dims=dims), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision,dtype", [("int8", np.int8), ("binary", np.int8),
                                              ("ubinary", np.uint8)])
 def test_precisions_as_integers_and_bytes(fp32_port, fp32_encoder, precision, dtype):
@@ -224,6 +226,7 @@ def test_long_and_odd_texts(port, default_encoder):
 
 # ---------------------------------------------------------------- coalescing
 
+@pytest.mark.slow
 def test_200_concurrent_requests_equal_direct_encoding(fp32_port, fp32_app, fp32_encoder):
     """Requests of 1-3 texts, float and base64, all at once: every row equals what
     Encoder.encode gives, and the worker served them in fewer encode calls than requests."""
@@ -252,70 +255,6 @@ def test_200_concurrent_requests_equal_direct_encoding(fp32_port, fp32_app, fp32
     expected = dict(zip(texts, fp32_encoder.encode(texts), strict=True))
     for (batch, _), got in zip(requests, results, strict=True):
         np.testing.assert_allclose(got, [expected[text] for text in batch], atol=2e-6)
-
-
-def test_batcher_coalesces_and_splits_in_order():
-    calls: list[int] = []
-    release = threading.Event()
-
-    def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
-        release.wait(10)  # hold the first batch so the rest pile up
-        calls.append(len(texts))
-        return np.asarray([[float(t)] for t in texts]), np.ones(len(texts), np.int64)
-
-    batcher = Batcher(encode, max_batch=100, max_wait=0.01)
-    try:
-        futures = [batcher.submit([str(i), str(i + 0.5)]) for i in range(30)]
-        release.set()
-        for i, future in enumerate(futures):
-            rows, tokens = future.result(10)
-            assert rows[:, 0].tolist() == [i, i + 0.5] and tokens.tolist() == [1, 1]
-        assert sum(calls) == 60 and len(calls) < 30
-    finally:
-        batcher.close()
-
-
-def test_batcher_isolates_a_failing_request():
-    def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
-        if "poison" in texts:
-            raise ValueError("cannot encode poison")
-        return np.zeros((len(texts), 2)), np.ones(len(texts), np.int64)
-
-    batcher = Batcher(encode, max_batch=100, max_wait=0.05)
-    try:
-        futures = [batcher.submit(["fine"]), batcher.submit(["poison"]), batcher.submit(["ok"])]
-        assert futures[0].result(10)[0].shape == (1, 2)
-        with pytest.raises(ValueError, match="poison"):
-            futures[1].result(10)
-        assert futures[2].result(10)[0].shape == (1, 2)
-        assert batcher.alive
-    finally:
-        batcher.close()
-
-
-def test_batcher_refuses_when_full_and_after_close():
-    release = threading.Event()
-
-    def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
-        release.wait(10)
-        return np.zeros((len(texts), 1)), np.ones(len(texts), np.int64)
-
-    batcher = Batcher(encode, max_batch=1, max_wait=0, max_queue=3)
-    try:
-        running_now = batcher.submit(["a"])  # taken by the worker, blocked in encode
-        deadline = time.monotonic() + 10
-        while batcher.queue_depth and time.monotonic() < deadline:
-            time.sleep(0.005)
-        queued = batcher.submit(["b", "c"])
-        with pytest.raises(QueueFull):
-            batcher.submit(["d", "e"])
-        release.set()
-        assert running_now.result(10)[0].shape == (1, 1)
-        assert queued.result(10)[0].shape == (2, 1)
-    finally:
-        batcher.close()
-    with pytest.raises(BatcherClosed):
-        batcher.submit(["late"])
 
 
 # ---------------------------------------------------------------- bad requests
@@ -418,6 +357,7 @@ def test_any_json_gets_200_or_a_400_in_openai_shape(port, body):
 
 # ---------------------------------------------------------------- search
 
+@pytest.mark.slow
 def test_search_matches_the_index(fp32_port, fp32_index):
     status, data, _ = call(fp32_port, "POST", "/v1/search",
                            {"query": "my wifi keeps disconnecting", "k": 3})
@@ -431,6 +371,7 @@ def test_search_matches_the_index(fp32_port, fp32_index):
     assert data["usage"]["prompt_tokens"] > 0
 
 
+@pytest.mark.slow
 def test_search_several_queries_and_bad_ones(fp32_port):
     status, data, _ = call(fp32_port, "POST", "/v1/search",
                            {"query": ["burned my hand", "bread"], "k": 1, "rescore": 0})

@@ -1,4 +1,4 @@
-"""`edgembed index`, `search` and `eval` end to end, plus the passage chunker."""
+"""`edgembed index` and `edgembed search` end to end."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from edgembed.index.ingest import Chunker
+from conftest import edgembed
 from edgembed.package import default_package_path
 
 SAMPLES = default_package_path().parent / "samples"
-
-
-def edgembed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgembed", *args], capture_output=True,
-                          text=True, timeout=600, cwd=cwd)
 
 
 @pytest.fixture
@@ -90,44 +84,3 @@ def test_search_errors_are_one_line(tmp_path):
     assert not_beir.returncode == 2 and "not a BEIR folder" in not_beir.stderr
     absent = edgembed("index", str(tmp_path / "absent"), "--index", str(tmp_path / "i"))
     assert absent.returncode == 2 and "no such file or folder" in absent.stderr
-
-
-def test_chunker_passages_fit_and_overlap(default_encoder):
-    chunker = Chunker(default_encoder.tokenizer, default_encoder.max_seq_length)
-    text = (SAMPLES / "sourdough-baking.md").read_text(encoding="utf-8") * 3
-    spans = chunker.passages(text)
-    assert len(spans) > 3
-    assert spans[0][0] == 0 and spans[-1][1] == len(text.rstrip())
-    for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
-        assert next_start < end  # overlapping
-    for start, end in spans:
-        assert len(default_encoder.tokenizer.encode(text[start:end]).ids) <= \
-            default_encoder.max_seq_length
-    assert chunker.passages("") == [] and chunker.passages("short") == [(0, 5)]
-
-
-def test_eval_on_a_tiny_beir_folder(tmp_path, sentences):
-    data = tmp_path / "tiny"
-    (data / "qrels").mkdir(parents=True)
-    docs = sentences[:60]
-    with open(data / "corpus.jsonl", "w", encoding="utf-8") as handle:
-        for i, text in enumerate(docs):
-            handle.write(json.dumps({"_id": f"d{i}", "title": "", "text": text}) + "\n")
-    with open(data / "queries.jsonl", "w", encoding="utf-8") as handle:
-        for i in range(8):
-            handle.write(json.dumps({"_id": f"q{i}", "text": docs[i * 7]}) + "\n")
-    (data / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i * 7}\t1\n" for i in range(8)))
-    out = tmp_path / "report.json"
-    result = edgembed("eval", "--data", str(data), "--json", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text())
-    assert json.loads(result.stdout) == report
-    names = [row["scheme"] for row in report["schemes"]]
-    assert {"float32 exact", "int8", "binary (Hamming)", "binary asymmetric",
-            "binary + int8 rescore=4"} <= set(names)
-    exact = report["schemes"][names.index("float32 exact")]
-    assert exact["ndcg@10"] == pytest.approx(1.0) and exact["latency_ms"]["median"] > 0
-    assert set(report["targets"]) == {"best_code_le_2_bits_ndcg@10", "binary_rescore_4_ndcg@10",
-                                      "first_stage_recall@100_vs_exact",
-                                      "binary_rescore_4_latency_ms"}

@@ -14,7 +14,7 @@ from index_workload import CRASH_POINTS, apply_round, check_consistent
 
 from edgembed import Index
 
-WORKLOAD = Path(__file__).with_name("index_workload.py")
+WORKLOAD = Path(__file__).parents[1] / "index_workload.py"
 KILLS = 24
 
 

@@ -22,7 +22,7 @@ from index_workload import (
 from edgembed import Index
 from edgembed.errors import IndexLockedError
 
-WORKLOAD = Path(__file__).with_name("index_workload.py")
+WORKLOAD = Path(__file__).parents[1] / "index_workload.py"
 BASE_ROUNDS = 6
 SECONDS = 3.0
 

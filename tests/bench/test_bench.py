@@ -22,6 +22,7 @@ def quick_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return result, out
 
 
+@pytest.mark.slow
 def test_quick_bench_runs_end_to_end(quick_run):
     result, out = quick_run
     assert result.returncode == 0, result.stderr
@@ -46,6 +47,7 @@ def test_quick_bench_runs_end_to_end(quick_run):
     assert "| edgembed default |" in report and "## Goals" in report
 
 
+@pytest.mark.slow
 def test_schema_check_names_what_is_missing(quick_run):
     _, out = quick_run
     data = json.loads((out / "bench.json").read_text(encoding="utf-8"))

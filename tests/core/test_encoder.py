@@ -7,6 +7,7 @@ from conftest import cosines
 from edgembed import EdgembedError, Encoder
 
 
+@pytest.mark.slow
 def test_fp32_package_matches_sentence_transformers(fp32_package, sentences, torch_reference):
     assert len(sentences) >= 100
     vectors = Encoder.load(fp32_package).encode(sentences)
@@ -15,6 +16,7 @@ def test_fp32_package_matches_sentence_transformers(fp32_package, sentences, tor
     assert agreement.min() >= 0.999, agreement.min()
 
 
+@pytest.mark.slow
 def test_long_text_uses_max_seq_length_not_tokenizer_json_128(fp32_package, minilm_source):
     """MiniLM's tokenizer.json truncates at 128; the package says 256 and must win."""
     from sentence_transformers import SentenceTransformer
@@ -33,6 +35,7 @@ def fp32_encoder(fp32_package):
     return Encoder.load(fp32_package)
 
 
+@pytest.mark.slow
 def test_input_order_preserved_with_duplicates_and_empty_strings(fp32_encoder, sentences):
     texts = ["", sentences[0], "short", sentences[5] * 3, "", "short", sentences[0], "a " * 400]
     batched = fp32_encoder.encode(texts, batch_size=3)
@@ -43,6 +46,7 @@ def test_input_order_preserved_with_duplicates_and_empty_strings(fp32_encoder, s
     assert np.array_equal(batched[0], batched[4])
 
 
+@pytest.mark.slow
 def test_order_preserved_across_windows(fp32_encoder, sentences):
     """More texts than one sorting window (batch_size × 16) must still come back in order."""
     texts = [f"{sentences[i % 20]} #{i}" for i in range(70)]
@@ -88,6 +92,7 @@ def test_properties(default_encoder):
     assert default_encoder.manifest.max_seq_length == 256
 
 
+@pytest.mark.slow
 def test_awkward_unicode_has_a_defined_result(fp32_encoder):
     texts = ["", "   \t\n", "nul\x00inside", "lone \ud800 surrogate", "\u202eRTL override",
              "😀🚀 emoji", "e\u0301 combining", "中文文本", "\x07\x1b[31mcontrol"]
@@ -98,6 +103,7 @@ def test_awkward_unicode_has_a_defined_result(fp32_encoder):
     assert np.allclose(vectors[3], replaced, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_huge_text_is_cut_with_a_counted_warning(fp32_encoder):
     from edgembed.encoder import CHARS_PER_TOKEN
 
@@ -108,6 +114,7 @@ def test_huge_text_is_cut_with_a_counted_warning(fp32_encoder):
     assert np.allclose(vectors[0], fp32_encoder.encode(huge[:limit]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_encode_with_usage_matches_encode_and_count_tokens(fp32_encoder, sentences):
     """One tokenization serves both: rows as `encode`, counts as `count_tokens`, in input
     order across sorting windows; the empty text reads [CLS] [SEP], a long one is truncated."""
