@@ -44,13 +44,28 @@ def test_int8_round_trip_and_scores(vectors, ranges):
     codes = C.quantize_int8(vectors, ranges)
     back = C.dequantize_int8(codes, ranges)
     assert np.all(np.abs(back - vectors) <= ranges.step / 2 + 1e-6)
-    dead = np.flatnonzero(ranges.hi == ranges.lo)  # MiniLM has constant dimensions
-    assert np.allclose(back[:, dead], vectors[:, dead])
     queries = vectors[:7]
     assert np.allclose(C.int8_scores(queries, codes, ranges), queries @ back.T, atol=1e-4)
     assert np.allclose(C.int8_scores(queries[0], codes, ranges), queries[0] @ back.T, atol=1e-4)
     outside = C.quantize_int8(np.stack([ranges.lo - 1, ranges.hi + 1]), ranges)
     assert outside[0].min() == -128 and outside[1].max() == 127
+
+
+def test_int8_constant_dimension_round_trips_exactly(vectors):
+    """A dimension that never varied in calibration has hi == lo, so step 0: its codes must
+    not divide by zero, and it dequantizes to its one value, exactly. (No dimension of MiniLM's
+    vectors is constant; a constant one is made here.)"""
+    constant = vectors.copy()
+    constant[:, [5, 200]] = [0.125, -0.03]
+    ranges = C.Int8Ranges(constant.min(axis=0), constant.max(axis=0), "test")
+    assert np.flatnonzero(ranges.hi == ranges.lo).tolist() == [5, 200]
+    codes = C.quantize_int8(constant, ranges)
+    assert np.all(codes[:, [5, 200]] == -128)
+    back = C.dequantize_int8(codes, ranges)
+    assert np.array_equal(back[:, [5, 200]], constant[:, [5, 200]])
+    assert np.all(np.abs(back - constant) <= ranges.step / 2 + 1e-6)
+    assert np.allclose(C.int8_scores(constant[:3], codes, ranges), constant[:3] @ back.T,
+                       atol=1e-4)
 
 
 def test_int8_fallback_without_calibration():

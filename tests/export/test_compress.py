@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 import numpy as np
 import onnx
@@ -100,8 +101,12 @@ def test_vocab_pruned_package_is_small_and_encodes_any_unicode(vocab_package):
     vectors = encoder.encode(UNICODE)
     assert vectors.shape == (len(UNICODE), 384) and np.isfinite(vectors).all()
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
-    unk = encoder.tokenizer.encode("東京 мир").tokens
-    assert "[UNK]" in unk or len(unk) > 2  # dropped scripts fall back, never fail
+    # every single-character token is kept, so text of other scripts falls back to one
+    # piece per character (never [UNK], never an error)
+    other = "東京 мир планируем"
+    pieces = encoder.tokenizer.encode(other).tokens
+    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and "[UNK]" not in pieces
+    assert [piece.removeprefix("##") for piece in pieces[1:-1]] == list(other.replace(" ", ""))
 
 
 @pytest.mark.slow
@@ -122,7 +127,23 @@ def _pruned_tokenizer(minilm_source, kept: list[int], tmp_path):
     path.write_text(json.dumps(prune_tokenizer(_tokenizer(minilm_source), kept)), "utf-8")
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_truncation()
+    tokenizer.no_padding()
     return tokenizer
+
+
+def _words(encoding) -> dict[int, list[str]]:
+    """Tokens of each pre-tokenized word of an encoding, by word index."""
+    words: dict[int, list[str]] = {}
+    for token, word in zip(encoding.tokens, encoding.word_ids, strict=True):
+        if word is not None:
+            words.setdefault(word, []).append(token)
+    return words
+
+
+def _has_dropped_letter(text: str) -> bool:
+    """A letter of a script the latin vocabulary drops (anything but Latin and Greek)."""
+    return any(char.isalpha() and not unicodedata.name(char, "").startswith(("LATIN", "GREEK"))
+               for char in text)
 
 
 def test_latin_vocabulary_keeps_every_latin_and_greek_token(minilm_source, tmp_path):
@@ -136,13 +157,27 @@ def test_latin_vocabulary_keeps_every_latin_and_greek_token(minilm_source, tmp_p
     assert 27_000 < len(kept) < len(by_id) - 2_000
     before = Tokenizer.from_file(str(minilm_source / "tokenizer.json"))
     before.no_truncation()
+    before.no_padding()
     after = _pruned_tokenizer(minilm_source, kept, tmp_path)
     latin = [*IN_VOCABULARY, "naïve café crème brûlée", "TNF-α and IL-1β levels (p < 0.05)",
              "pneumonoultramicroscopicsilicovolcanoconiosis", "½ ∑ ≤ ∞ © ®", "Ünïcödé façade"]
     assert [e.tokens for e in before.encode_batch(latin)] == \
         [e.tokens for e in after.encode_batch(latin)]
-    assert [e.tokens for e in after.encode_batch(UNICODE)]  # every input tokenizes
-    assert "[UNK]" in after.encode("東京 мир").tokens
+    # any input tokenizes; a word changes only if it has letters of a dropped script, and
+    # then it is one [UNK]
+    changed = set()
+    for text, old, new in zip(UNICODE, before.encode_batch(UNICODE),
+                              after.encode_batch(UNICODE), strict=True):
+        assert new.tokens[0] == "[CLS]" and new.tokens[-1] == "[SEP]"
+        old_words, new_words = _words(old), _words(new)
+        assert old_words.keys() == new_words.keys()
+        for word, pieces in new_words.items():
+            if pieces != old_words[word]:
+                start, end = old.word_to_chars(word)
+                assert pieces == ["[UNK]"] and _has_dropped_letter(text[start:end]), text
+                changed.add(text)
+    assert len(changed) == 5  # the Japanese, Chinese, Russian, Arabic and Hebrew texts
+    assert after.encode("東京 мир").tokens == ["[CLS]", "[UNK]", "[UNK]", "[UNK]", "[SEP]"]
 
 
 @pytest.mark.slow

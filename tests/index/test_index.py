@@ -66,14 +66,6 @@ def test_search_matches_brute_force(index, doc_vectors, query_vectors, k, rescor
         assert np.allclose(scores, doc_vectors[keys.astype(int)] @ query_vectors[0], atol=0.02)
 
 
-def test_rescoring_finds_the_float_top_hits(index, doc_vectors, query_vectors):
-    exact = np.argsort(-(query_vectors @ doc_vectors.T), axis=1)[:, :5]
-    found = index.rank_vectors(query_vectors, k=5, rescore=4)
-    overlap = np.mean([len(set(exact[i]) & set(keys.astype(int))) / 5
-                       for i, (keys, _) in enumerate(found)])
-    assert overlap >= 0.9
-
-
 def test_text_search_returns_hits(index, corpus):
     hits = index.search(corpus[3], k=3)
     assert hits[0].id == "doc-3" and hits[0].text == corpus[3] and hits[0].metadata == {"n": 3}
@@ -185,16 +177,6 @@ def test_failed_save_keeps_previous_index(index, default_encoder, monkeypatch):
     assert len(reopened) == 150
     index.save()  # the changes were kept: with space again, the same save succeeds
     assert len(Index.open(index.path, encoder=default_encoder)) == 151
-
-
-def test_hnsw_mode(tmp_path, default_encoder, doc_vectors, query_vectors):
-    index = Index.create(tmp_path / "hnsw", default_encoder, mode="hnsw")
-    index.add_vectors(doc_vectors)
-    index.save()
-    view = Index.open(tmp_path / "hnsw", encoder=default_encoder, view=True)
-    exact = index.rank_vectors(query_vectors, k=5, exact=True)
-    for (k1, _), (k2, _) in zip(view.rank_vectors(query_vectors, k=5), exact, strict=True):
-        assert len(set(k1.tolist()) & set(k2.tolist())) >= 4  # approximate, tiny corpus
 
 
 def test_queries_get_the_query_prefix(tmp_path, prefixed_encoder):
