@@ -42,3 +42,21 @@ def test_runtime_works_when_heavy_packages_cannot_be_imported():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(1, 384)"
+
+
+def test_import_edgembed_leaves_the_index_stack_unloaded():
+    """`import edgembed` (and encoding) loads neither usearch, SQLite nor tqdm: `Index` and
+    `Hit` load them on first use."""
+    result = run_python("""
+        import sys, edgembed
+        edgembed.Encoder.load().encode(["hello"])
+        unloaded = ("usearch", "sqlite3", "tqdm", "edgembed.index", "edgembed.serve",
+                    "edgembed.eval")
+        loaded = [name for name in unloaded if name in sys.modules]
+        assert not loaded, loaded
+        from edgembed import Hit, Index
+        assert Index.__module__ == "edgembed.index.index" and "usearch" in sys.modules
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
