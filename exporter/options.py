@@ -36,6 +36,7 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "static_shape": (_optional(lambda v: isinstance(v, str)), "a string like 1x128"),
     "keep_nodes": (_is_texts, "a list of node-name globs"),
+    "auto_kept": (_optional(_is_texts), "a list of node names"),
     "max_loss": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
     "calibration_texts": (_optional(_is_texts), "a list of texts"),
     "validation_texts": (_optional(_is_texts), "a list of texts"),
@@ -51,19 +52,25 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 @dataclass(frozen=True, kw_only=True)
 class ExportOptions:
-    """How to export. `quantize`: none, fp16, int8-dynamic, int8-static or auto (which keeps
-    the most sensitive MatMuls in higher precision until the held-out mean cosine loss is
-    within `max_loss`); `optimize`: onnxruntime fusion level 0-2; `static_shape`: "BxS"
-    for fixed-shape accelerators; `keep_nodes`: node-name globs left in higher precision;
-    `calibration_texts` / `validation_texts`: instead of the built-in sets; `eval_data`: a
-    BEIR folder for the quality card's nDCG@10; `name` / `source_name`: recorded in the
-    manifest (default: the folder's name); `pooling` / `prefixes`: override the folder's;
-    `validate`: measure the package against torch; `compression`: see compress.py."""
+    """How to export.
 
-    quantize: str = "int8-dynamic"
+    `quantize`: auto (int8 that keeps the MatMuls it hurts most in higher precision until
+    the held-out mean cosine loss is within `max_loss`), int8 (per-token int8 on every
+    MatMul), int8-dynamic, int8-static, fp16 or none. `auto_kept`: the nodes an earlier
+    `auto` search kept, replayed instead of searching again (recipes record it, because the
+    search measures CPU kernels that differ slightly between CPUs). `optimize`: onnxruntime
+    fusion level 0-2. `static_shape`: "BxS" for fixed-shape accelerators. `keep_nodes`:
+    node-name globs left in higher precision. `calibration_texts` / `validation_texts`:
+    instead of the built-in sets. `eval_data`: a BEIR folder for the quality card's
+    nDCG@10. `name` / `source_name`: recorded in the manifest (default: the folder's name).
+    `pooling` / `prefixes`: override the folder's. `validate`: measure the package against
+    torch. `compression`: see compress.py."""
+
+    quantize: str = "auto"
     optimize: int = 0
     static_shape: str | None = None
     keep_nodes: Sequence[str] = ()
+    auto_kept: Sequence[str] | None = None
     max_loss: float = 0.005
     calibration_texts: Sequence[str] | None = None
     validation_texts: Sequence[str] | None = None
@@ -85,12 +92,15 @@ class ExportOptions:
             value = getattr(self, name)
             if not ok(value):
                 raise ExportError(f"{name} must be {expected}, got {value!r:.80}")
+        if self.auto_kept is not None and self.quantize != "auto":
+            raise ExportError(f"auto_kept replays an auto search; it needs quantize auto, "
+                              f"not {self.quantize}")
         if not 0 < self.max_loss < 1:
             raise ExportError(f"max_loss must be between 0 and 1, got {self.max_loss}")
         if self.static_shape is not None:
             parse_static_shape(self.static_shape)
         check_pooling(self.pooling)
-        for name in ("keep_nodes", "calibration_texts", "validation_texts"):
+        for name in ("keep_nodes", "auto_kept", "calibration_texts", "validation_texts"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.prefixes is not None:

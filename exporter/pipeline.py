@@ -11,16 +11,20 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from edgembed import Encoder
+from edgembed.bench.machine import cpu_info
 from edgembed.manifest import Manifest
 
-from .autoquant import choose_float_nodes
+from .activations import channel_absmax
+from .autoquant import choose_kept_nodes, local_errors
 from .calibrate import calibrate
 from .compress import check_compression, compress_source
 from .feeds import tokenized_batches
@@ -28,7 +32,8 @@ from .head import OUTPUT, add_pooling_head
 from .onnx_export import export_onnx
 from .optimize import optimize
 from .options import ExportOptions
-from .quantize import matching_nodes, quantize, weight_matmuls
+from .per_token import plan_smoothing, simulate, smoothed_inputs
+from .quantize import matching_nodes, quantize, simulate_4bit
 from .shape import fix_shape
 from .source import SourceModel, read_source
 from .texts import builtin_texts
@@ -66,6 +71,8 @@ def _quality_card(source: SourceModel, package: Encoder, texts: list[str], custo
         **agreement,
         "how": "cosine between edgembed runtime and torch embeddings of the same texts, "
                "one row per text; mean and min over rows",
+        # int8 kernels round differently on AVX2 and AVX-512 VNNI CPUs: say which measured
+        "cpu": cpu_info(),
     }
     encoders = {"package": package}
     if reference_dir is not None:
@@ -112,6 +119,39 @@ def export_model(source: str | Path, output: str | Path,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _quantize(fp32: onnx.ModelProto, base: onnx.ModelProto, options: ExportOptions,
+              keep: list[str], batches: Callable[[list[str]], list[dict]],
+              calibration: list[str]) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The quantization step: `base` quantized by the requested method, `fp32` the float
+    reference `auto` measures against. Returns the graph and its manifest description."""
+    method, weight_bits = options.quantize, options.compression.weight_bits or 8
+    if method not in ("int8", "auto"):
+        static = batches(calibration) if method == "int8-static" else None
+        return quantize(base, method, keep, calibration=static, weight_bits=weight_bits)
+    calibration_batches = batches(calibration)
+    factors = plan_smoothing(base, channel_absmax(base, smoothed_inputs(base),
+                                                  calibration_batches))
+
+    def int8_keeping(kept: Sequence[str]) -> tuple[onnx.ModelProto, dict[str, Any]]:
+        return quantize(base, "int8", sorted(set(keep) | set(kept)), weight_bits=weight_bits,
+                        smoothing=factors)
+
+    if method == "int8":
+        return int8_keeping(())
+    if options.auto_kept is not None:  # a recipe replays what auto chose when it was built
+        auto = {"max_loss": options.max_loss, "kept_in_float": list(options.auto_kept),
+                "replayed": True}
+    else:
+        # ranked on 64 calibration texts, stopped on the others: the validation texts stay
+        # unseen until the quality card measures them
+        errors = local_errors(base, batches(calibration[:64]), factors,
+                              simulate_4bit if weight_bits == 4 else simulate)
+        auto = choose_kept_nodes(fp32, errors, lambda kept: int8_keeping(kept)[0],
+                                 batches(calibration[64:]), options.max_loss)
+    graph, described = int8_keeping(auto["kept_in_float"])
+    return graph, {**described, "method": "auto", "auto": auto}
+
+
 def _export(original: SourceModel, model_source: SourceModel, applied: dict[str, Any],
             output: Path, options: ExportOptions, *, calibration: list[str],
             held_out: list[str]) -> Manifest:
@@ -139,22 +179,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
                                  pad_to=shape[1] if shape else None)
 
     keep = matching_nodes(fp32, options.keep_nodes)
-    weight_bits = compression.weight_bits or 8
-    auto = None
-    if options.quantize == "auto":
-        auto = choose_float_nodes(
-            fp32, weight_matmuls(fp32),
-            lambda kept: quantize(base, "int8-dynamic", kept, weight_bits=weight_bits)[0],
-            # sensitivity on 64 calibration texts, the stopping rule on the others: the
-            # validation texts stay unseen until the quality card measures them
-            batches(calibration[:64]), batches(calibration[64:]), options.max_loss)
-        keep = sorted(set(keep) | set(auto["kept_in_float"]))
-    static = options.quantize == "int8-static"  # the only method that reads calibration
-    graph, quantization = quantize(base, "int8-dynamic" if auto else options.quantize,
-                                   keep=keep, calibration=batches(calibration) if static else None,
-                                   weight_bits=weight_bits)
-    if auto:
-        quantization = {**quantization, "method": "auto", "auto": auto}
+    graph, quantization = _quantize(fp32, base, options, keep, batches, calibration)
     manifest = write_package(output, graph, tokenizer_file, {
         "name": options.name or original.path.name,
         "source": {"model": options.source_name or original.path.name,

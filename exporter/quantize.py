@@ -1,6 +1,9 @@
 """Weight quantization of the exported graph with onnxruntime.quantization.
 
 Methods:
+* ``int8``: per-token int8 activations and int8 weights on every weight MatMul, smoothed
+  LayerNorm outputs (per_token.py): accurate on any encoder, and a text's vector does not
+  depend on its batch. Embedding tables are int8 (weight-only).
 * ``int8-dynamic``: per-channel int8 weights, uint8 activations quantized per batch.
   Nodes listed in ``keep`` stay in float compute; their weights are stored as 8-bit
   blocks (MatMulNBits, block 32, fp32 accumulate), which costs ~1/4 of fp32's bytes and
@@ -9,11 +12,11 @@ Methods:
   text's vector does not depend on its batch neighbours), per-channel weights.
 * ``fp16``: float16 weights and compute, float32 inputs/outputs (for accelerators).
 
-``weight_bits=4`` (with ``int8-dynamic`` or ``none``; ``auto`` chooses ``keep`` for it)
-first stores every weight MatMul not in ``keep`` as symmetric 4-bit blocks of 32
+``weight_bits=4`` (with ``int8``, ``int8-dynamic`` or ``none``; ``auto`` chooses ``keep``
+for it) first stores every weight MatMul not in ``keep`` as symmetric 4-bit blocks of 32
 (MatMulNBits, fp32 compute): 5 bits per weight instead of 8, for packages that must be
-small more than fast (slower than the int8 package on our 2-core AVX2 machine: see
-benchmarks/results/compression.json).
+small more than fast (see benchmarks/results/compression.json). With ``int8`` the kept
+MatMuls are per-token int8.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ from __future__ import annotations
 import fnmatch
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from edgembed.errors import ExportError
 
-METHODS = ("none", "fp16", "int8-dynamic", "int8-static", "auto")
+from . import per_token
+
+METHODS = ("none", "fp16", "int8", "int8-dynamic", "int8-static", "auto")
 WEIGHT_BITS = (8, 4)
-FOUR_BIT_METHODS = ("none", "int8-dynamic", "auto")
+FOUR_BIT_METHODS = ("none", "int8", "int8-dynamic", "auto")
 BLOCK_SIZE = 32
 
 
@@ -41,10 +47,9 @@ def matching_nodes(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]
 
 
 def weight_matmuls(model: onnx.ModelProto) -> list[str]:
-    """MatMul nodes whose second input is a stored weight: the ones quantization touches."""
-    weights = {init.name for init in model.graph.initializer}
-    return [node.name for node in model.graph.node
-            if node.op_type == "MatMul" and node.input[1] in weights]
+    """Names of the MatMul nodes whose second input is a stored weight: the ones
+    quantization touches."""
+    return [node.name for node in per_token.weight_matmuls(model)]
 
 
 def _quiet() -> None:
@@ -79,6 +84,31 @@ def block_quantize(model: onnx.ModelProto, nodes: Sequence[str], op_type: str,
         nodes_to_exclude=others, op_types_to_quantize=(op_type,), algo_config=config)
     quantizer.process()
     return quantizer.model.model
+
+
+def simulate_4bit(x: np.ndarray, weight: np.ndarray, factors: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Roughly what a 4-bit block MatMul computes for rows `x` (symmetric blocks of
+    BLOCK_SIZE along the input axis): how `auto` ranks nodes under `weight_bits=4`."""
+    w = np.asarray(weight, np.float64)
+    padded = np.vstack([w, np.zeros((-len(w) % BLOCK_SIZE, w.shape[1]))])
+    blocks = padded.reshape(-1, BLOCK_SIZE, w.shape[1])
+    scale = np.maximum(np.abs(blocks).max(axis=1, keepdims=True) / 7, 1e-30)
+    dequantized = (np.clip(np.round(blocks / scale), -8, 7) * scale).reshape(padded.shape)
+    return np.asarray(x, np.float64) @ dequantized[:len(w)]
+
+
+def _int8_tables(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Embedding tables (Gather of a stored weight) as int8 rows: weight-only, so exact up to
+    rounding of the stored values."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="edgembed-quant-") as workdir:
+        output = Path(workdir) / "model.onnx"
+        quantize_dynamic(model, output, per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["Gather"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        return onnx.load(str(output))
 
 
 def _int8_dynamic(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelProto:
@@ -141,13 +171,14 @@ def check_weight_bits(weight_bits: int, method: str) -> None:
 
 
 def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
-             calibration: list[dict] | None = None,
-             weight_bits: int = 8) -> tuple[onnx.ModelProto, dict]:
+             calibration: list[dict] | None = None, weight_bits: int = 8,
+             smoothing: Mapping[str, np.ndarray] | None = None) -> tuple[onnx.ModelProto, dict]:
     """Return the quantized graph and a description of what was done, for the manifest.
 
     `keep`: node names left in higher precision; `calibration`: tokenized batches for
-    int8-static; `weight_bits=4`: the other weight MatMuls as 4-bit blocks. (`auto` chooses
-    `keep` first, see autoquant.py, then calls int8-dynamic.)"""
+    int8-static; `weight_bits=4`: the other weight MatMuls as 4-bit blocks; `smoothing`:
+    per-input smoothing factors for int8 (`per_token.plan_smoothing`). (`auto` chooses
+    `keep` first, see autoquant.py, then calls int8.)"""
     if method not in METHODS or method == "auto":
         raise ExportError(f"quantize method must be one of {', '.join(METHODS)}, "
                           f"got {method!r}")
@@ -159,16 +190,22 @@ def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
     if weight_bits == 4:
         kept = set(keep)
         four_bit = [name for name in weight_matmuls(model) if name not in kept]
-        graph, described = quantize(block_quantize(model, four_bit, "MatMul", bits=4),
-                                    method, keep)
-        return graph, {**described, "weight_bits": 4,
+        blocks = block_quantize(model, four_bit, "MatMul", bits=4)
+        # with int8, the MatMuls left as MatMul are the kept ones: they become int8
+        graph, described = quantize(blocks, method, () if method == "int8" else keep,
+                                    smoothing=smoothing)
+        others = {"int8": "kept ones as per-token int8", "int8-dynamic": "as int8-dynamic",
+                  "none": "float32"}[method]
+        return graph, {**described, "weight_bits": 4, "kept_in_float": list(keep),
                        "weights": f"{len(four_bit)} MatMuls as symmetric 4-bit blocks of "
-                       f"{BLOCK_SIZE} (MatMulNBits, fp32 compute); other weights "
-                       + ("as int8-dynamic" if method == "int8-dynamic" else "float32")}
+                       f"{BLOCK_SIZE} (MatMulNBits, fp32 compute); other MatMuls {others}"}
     if method == "none":
         return model, {"method": "none", "weights": "float32"}
     if method == "fp16":
         return _fp16(model), {"method": "fp16", "weights": "float16", "io": "float32"}
+    if method == "int8":
+        graph, described = per_token.quantize_per_token(model, keep, smoothing)
+        return _int8_tables(graph), {**described, "tables": "int8 rows (weight-only)"}
     if method == "int8-static":
         return _int8_static(model, keep, calibration or []), {
             "method": method, "format": "QDQ", "weights": "int8 per-channel",

@@ -87,6 +87,15 @@ def torch_reference(minilm_source, sentences) -> np.ndarray:
     return model.encode(sentences, batch_size=32, convert_to_numpy=True)
 
 
+def cpu_note() -> str:
+    """This machine's CPU and the flags that decide onnxruntime's int8 and float kernels:
+    every numerical test quotes it on failure, since the kernels differ between CPUs."""
+    from edgembed.bench.machine import cpu_info
+
+    cpu = cpu_info()
+    return f"this machine: {cpu['model']}, {' '.join(cpu['flags'])}"
+
+
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)

@@ -104,10 +104,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("source", nargs="?", help="model folder")
     export.add_argument("-o", "--output", required=True, help="package directory to write")
     export.add_argument("--recipe", help="build from a recipe TOML instead of SOURCE")
-    export.add_argument("--quantize", default="int8-dynamic", metavar="METHOD",
-                        help="none, fp16, int8-dynamic (default), int8-static or auto: auto "
-                        "keeps the most sensitive nodes in higher precision until the "
-                        "held-out cosine loss is within --max-loss")
+    export.add_argument("--quantize", default="auto", metavar="METHOD",
+                        help="auto (default): per-token int8, keeping the MatMuls it hurts "
+                        "most in float until the held-out cosine loss is within --max-loss; "
+                        "int8: per-token int8 everywhere; int8-dynamic (onnxruntime's "
+                        "per-batch int8), int8-static, fp16 or none")
     export.add_argument("--max-loss", type=float, default=0.005,
                         help="auto: allowed 1 - mean cosine to fp32 (default 0.005)")
     export.add_argument("--keep-nodes", nargs="*", metavar="GLOB",
@@ -137,7 +138,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="store the token-embedding table as 4-bit blocks")
     shrink.add_argument("--weight-bits", type=int, choices=(4,),
                         help="store every weight MatMul as 4-bit blocks (smaller, ~0.7x the "
-                        "speed); with --quantize int8-dynamic, auto or none")
+                        "speed); with --quantize auto, int8, int8-dynamic or none")
     shrink.add_argument("--layers", type=int, metavar="N", help="keep the first N layers")
     shrink.add_argument("--keep-layers", metavar="LIST", help="keep these layers, e.g. 0,1,2,5")
     shrink.add_argument("--prune-heads", type=float, default=0.0, metavar="R",

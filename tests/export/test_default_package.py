@@ -1,41 +1,63 @@
-"""The bundled package is reproducible: rebuilding it from its recipe gives the same vectors."""
+"""The bundled package is reproducible and its quality card holds on this machine.
+
+The card was measured on the CPU it names (`quality.cpu`). onnxruntime's float kernels
+round differently on AVX2 and AVX-512 machines, and int8 rounding amplifies those last-bit
+differences, so this machine's numbers may differ slightly from the card's: the tolerances
+below cover the difference between the two kinds of CPU, measured by running the package
+under an emulated AVX2-only CPU (tests/export/test_cpu_independence.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from conftest import cosines
+from conftest import cosines, cpu_note
 from edgembed import Encoder, default_package_path
 from edgembed.errors import ExportError
 from edgembed.export import build_from_recipe, load_recipe
 from edgembed.export.recipe import recipe_source_folder
 
 RECIPE = default_package_path().parent / "recipes" / "all-minilm-l6-v2.toml"
+# |card - measured| between an AVX-512 VNNI and an emulated AVX2 run of the 200 validation
+# texts was at most 2e-5 (mean) and 3e-4 (min); these bounds leave a wide margin
+MEAN_TOLERANCE = 5e-4
+MIN_TOLERANCE = 5e-3
 
 
 @pytest.mark.slow
 def test_recipe_rebuild_matches_shipped_package(tmp_path, sentences, default_encoder):
+    """The recipe replays what `auto` chose (`auto_kept`), and nothing else in the export
+    depends on the CPU's int8 kernels, so any CPU rebuilds the same model.onnx."""
     manifest = build_from_recipe(RECIPE, tmp_path / "rebuilt")
-    rebuilt = Encoder.load(tmp_path / "rebuilt")
-    texts = sentences[:100]
-    agreement = cosines(rebuilt.encode(texts), default_encoder.encode(texts))
-    assert agreement.min() >= 0.9999, agreement.min()
     shipped = default_encoder.manifest
-    for key in ("method", "kept_in_float"):
-        assert manifest.quantization[key] == shipped.quantization[key]
+    assert manifest.quantization["auto"]["replayed"] is True
+    assert manifest.quantization["method"] == shipped.quantization["method"]
+    assert manifest.quantization["kept_in_float"] == shipped.quantization["kept_in_float"]
     assert manifest.source == shipped.source
-    assert manifest.files["model.onnx"].sha256 == shipped.files["model.onnx"].sha256
+    assert manifest.files["model.onnx"].sha256 == shipped.files["model.onnx"].sha256, \
+        f"rebuilt model.onnx differs from the shipped one ({cpu_note()})"
+    rebuilt = Encoder.load(tmp_path / "rebuilt")
+    texts = sentences[:50]
+    np.testing.assert_array_equal(rebuilt.encode(texts), default_encoder.encode(texts))
+
+
+def test_recipe_records_the_auto_choice(default_encoder):
+    recipe = load_recipe(RECIPE)
+    assert recipe["export"]["quantize"] == "auto"
+    kept = default_encoder.manifest.quantization["kept_in_float"]
+    assert recipe["export"]["auto_kept"] == list(kept)
 
 
 @pytest.mark.slow
 def test_shipped_quality_card_is_measured(default_encoder, sentences, torch_reference):
-    """The card's numbers are what this package actually gives on the validation set."""
+    """The card's numbers are what this package gives on the validation set, here."""
     card = default_encoder.manifest.quality
     measured = cosines(default_encoder.encode(sentences), torch_reference)
+    where = f"card measured on {card['cpu']}; {cpu_note()}"
     assert card["n_texts"] == len(sentences)
-    assert abs(card["mean_cosine"] - measured.mean()) < 1e-3
-    assert abs(card["min_cosine"] - measured.min()) < 5e-3
-    assert card["mean_cosine"] >= 0.995  # issue 3's budget, met by `auto` with max_loss 0.005
+    assert abs(card["mean_cosine"] - measured.mean()) < MEAN_TOLERANCE, (measured.mean(), where)
+    assert abs(card["min_cosine"] - measured.min()) < MIN_TOLERANCE, (measured.min(), where)
+    assert measured.mean() >= 0.995, where  # auto's budget: 1 - max_loss
     assert card["speed_vs_fp32"] > 0
 
 
@@ -43,11 +65,14 @@ def test_auto_report_is_consistent(default_encoder):
     quantization = default_encoder.manifest.quantization
     auto = quantization["auto"]
     assert quantization["method"] == "auto"
-    assert set(auto["kept_in_float"]) == set(quantization["kept_in_float"])
+    assert auto["kept_in_float"] == quantization["kept_in_float"]
     assert auto["held_out_mean_cosine"] >= 1 - auto["max_loss"]
-    gains = [auto["sensitivity"][name] for name in auto["kept_in_float"]]
-    others = [g for name, g in auto["sensitivity"].items() if name not in auto["kept_in_float"]]
-    assert min(gains) >= max(others)  # the most sensitive nodes were the ones kept
+    ranked = list(auto["sensitivity"])
+    assert len(ranked) == 36  # every MatMul of the six layers was measured
+    assert ranked[:len(auto["kept_in_float"])] == list(auto["kept_in_float"])  # worst are kept
+    errors = [auto["sensitivity"][name] for name in ranked]
+    assert errors == sorted(errors, reverse=True)
+    assert quantization["int8_matmuls"] == 36 - len(auto["kept_in_float"])
 
 
 def test_recipe_refuses_other_weights(tmp_path):

@@ -18,7 +18,7 @@ RECIPE = default_package_path().parent / "recipes" / "all-minilm-l6-v2.toml"
 # (ExportOptions keywords, the same on the command line, the same in a recipe, message)
 BAD_OPTIONS = [
     ({"quantize": "int4"}, ["--quantize", "int4"], 'quantize = "int4"',
-     "quantize must be one of none, fp16, int8-dynamic, int8-static, auto, got 'int4'"),
+     "quantize must be one of none, fp16, int8, int8-dynamic, int8-static, auto, got 'int4'"),
     ({"static_shape": "big"}, ["--static-shape", "big"], 'static_shape = "big"',
      "BATCHxSEQUENCE"),
     ({"static_shape": "0x128"}, ["--static-shape", "0x128"], 'static_shape = "0x128"',

@@ -1,0 +1,218 @@
+"""Per-token int8 (the `int8` method): every weight MatMul runs int8 × int8, with one
+activation scale per token, built from standard ops the CPU provider runs fast.
+
+Why per token: onnxruntime's dynamic int8 (`int8-dynamic`) gives all activations of a batch
+one scale. Encoders have a few outlier tokens and channels, so one scale crushes the other
+values, and a text's vector depends on the other texts of its batch. Here every token (row)
+gets its own scale, max|x| / 127, so a text's vector is the same alone or in any batch.
+
+Why smoothing: LayerNorm outputs carry a few outlier channels, which a per-token scale still
+has to cover. Their range moves into the weights (SmoothQuant): the graph multiplies x by
+1/m and the weights hold m·W, with m = sqrt(max|x_c| / max|W_c|) per channel, measured on
+calibration texts and rounded to a power of two (exact in float, and the same factors from
+any CPU's measurements).
+
+Why limited weight pairs: AVX2 CPUs multiply uint8 × int8 with `vpmaddubsw`, which adds
+the products of two neighbouring rows into a saturating int16. Keeping |w[2k]| + |w[2k+1]|
+≤ 128 bounds that sum by 255 × 128 < 32768, so AVX2 and AVX-512 VNNI compute the same
+integers. Only columns whose largest pair exceeds the limit get a coarser scale.
+
+Each quantized input becomes, once for all the MatMuls that read it:
+    [Mul 1/m] → Abs → ReduceMax(last axis) → Mul 1/127 → Max eps        = scale [..., 1]
+    QuantizeLinear(x, scale, 128, block_size=channels)                   = uint8 codes
+(int8 codes shifted by 128: onnxruntime's u8·s8 kernels are its fast ones), and each MatMul
+    MatMulIntegerToFloat(codes, int8 W, scale, weight scales, 128)       = float output
+whose per-row activation scale onnxruntime applies inside the kernel. The bias Add stays
+where it was, so onnxruntime's own fusions (bias + GELU) still apply."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+ACTIVATION_MAX = 127
+PAIR_LIMIT = 128  # 255 × 128 = 32,640 ≤ 32,767: no int16 saturation on AVX2
+ZERO_POINT = 128
+SMOOTHING_ALPHA = 0.5
+MIN_OPSET = 21  # QuantizeLinear with block_size: one scale per row
+# MatMuls whose input comes from these ops get smoothing factors
+SMOOTHED_PRODUCERS = ("LayerNormalization", "SkipLayerNormalization")
+_MS_DOMAIN = "com.microsoft"
+
+
+def weight_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """MatMul nodes whose second input is a stored 2-D float weight."""
+    weights = {init.name: init for init in model.graph.initializer}
+    return [node for node in model.graph.node
+            if node.op_type == "MatMul" and node.input[1] in weights
+            and len(weights[node.input[1]].dims) == 2
+            and weights[node.input[1]].data_type == onnx.TensorProto.FLOAT]
+
+
+def pair_limited_int8(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output column (scale = max|w| / 127) with every pair of rows
+    (2k, 2k+1) holding |q[2k]| + |q[2k+1]| ≤ PAIR_LIMIT. Returns (int8 [K, N], float32 [N])."""
+    w = np.asarray(weight, np.float64)
+    magnitude = np.abs(w)
+    if len(w) % 2:
+        magnitude = np.vstack([magnitude, np.zeros((1, w.shape[1]))])
+    pairs = magnitude[0::2] + magnitude[1::2]
+    scale = np.maximum(magnitude.max(axis=0) / ACTIVATION_MAX, pairs.max(axis=0) / PAIR_LIMIT)
+    scale = np.maximum(scale, np.finfo(np.float32).tiny)
+    q = np.clip(np.round(w / scale), -ACTIVATION_MAX, ACTIVATION_MAX)
+    # rounding can lift a pair sum to PAIR_LIMIT + 1: step its smaller member back
+    padded = np.vstack([q, np.zeros((1, q.shape[1]))]) if len(q) % 2 else q
+    even, odd = padded[0::2], padded[1::2]
+    over = np.abs(even) + np.abs(odd) > PAIR_LIMIT
+    smaller_even = np.abs(even) <= np.abs(odd)
+    even -= np.where(over & smaller_even, np.sign(even), 0)
+    odd -= np.where(over & ~smaller_even, np.sign(odd), 0)
+    padded[0::2], padded[1::2] = even, odd
+    return padded[:len(q)].astype(np.int8), scale.astype(np.float32)
+
+
+def smoothing_factors(activation_absmax: np.ndarray, weight_absmax: np.ndarray,
+                      alpha: float = SMOOTHING_ALPHA) -> np.ndarray:
+    """Per-channel m = max|x|^alpha / max|W|^(1-alpha), rounded to a power of two."""
+    activation = np.maximum(np.asarray(activation_absmax, np.float64), 1e-6)
+    weight = np.maximum(np.asarray(weight_absmax, np.float64), 1e-6)
+    factors = activation ** alpha / weight ** (1 - alpha)
+    return (2.0 ** np.round(np.log2(factors))).astype(np.float32)
+
+
+def smoothed_inputs(model: onnx.ModelProto, keep: Sequence[str] = ()) -> list[str]:
+    """The quantized MatMul inputs that a LayerNorm produces: the ones smoothing helps."""
+    producers = {out: node.op_type for node in model.graph.node for out in node.output}
+    kept = set(keep)
+    return sorted({node.input[0] for node in weight_matmuls(model)
+                   if node.name not in kept
+                   and producers.get(node.input[0]) in SMOOTHED_PRODUCERS})
+
+
+def simulate(x: np.ndarray, weight: np.ndarray, factors: np.ndarray | None = None) -> np.ndarray:
+    """What the quantized MatMul computes for rows `x`, in numpy: `auto` uses it to measure
+    each node's error without building a graph, and the tests check the graph against it."""
+    x = np.asarray(x, np.float64)
+    weight = np.asarray(weight, np.float64)
+    if factors is not None:
+        x, weight = x / factors, weight * factors[:, None]
+    row_scale = np.maximum(np.abs(x).max(axis=-1, keepdims=True) / ACTIVATION_MAX, 1e-12)
+    codes = np.clip(np.round(x / row_scale), -ACTIVATION_MAX, ACTIVATION_MAX)
+    q, column_scale = pair_limited_int8(weight)
+    return (codes @ q.astype(np.float64)) * row_scale * column_scale
+
+
+def plan_smoothing(model: onnx.ModelProto, channel_absmax: Mapping[str, np.ndarray],
+                   keep: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Smoothing factors per quantized input, from its measured per-channel max|x| and the
+    largest weight of each channel over the MatMuls that read it."""
+    weights = {init.name: init for init in model.graph.initializer}
+    kept = set(keep)
+    factors = {}
+    for name, absmax in channel_absmax.items():
+        readers = [numpy_helper.to_array(weights[node.input[1]]) for node in weight_matmuls(model)
+                   if node.input[0] == name and node.name not in kept]
+        if readers:
+            weight_absmax = np.max([np.abs(w).max(axis=1) for w in readers], axis=0)
+            factors[name] = smoothing_factors(absmax, weight_absmax)
+    return factors
+
+
+def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
+                       factors: Mapping[str, np.ndarray] | None = None,
+                       ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """A copy of `model` with every weight MatMul not in `keep` as per-token int8.
+
+    `factors`: smoothing factors per MatMul input (`plan_smoothing`); other inputs are
+    quantized unsmoothed. Returns the graph and what was done, for the manifest."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    kept = set(keep)
+    targets = [node for node in weight_matmuls(model) if node.name not in kept]
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer
+               if init.name in {node.input[1] for node in targets}}
+    factors = dict(factors or {})
+    added: list[onnx.TensorProto] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        added.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    inv_max = const("per_token/inv_127", np.array(1.0 / ACTIVATION_MAX, np.float32))
+    eps = const("per_token/eps", np.array(1e-12, np.float32))
+    last_axis = const("per_token/last_axis", np.array([-1], np.int64))
+    zero_point = const("per_token/zero_point", np.array(ZERO_POINT, np.uint8))
+    zero_value = numpy_helper.from_array(np.array([ZERO_POINT], np.uint8), "value")
+
+    quantized: dict[str, tuple[str, str]] = {}  # input → (codes, row scale)
+    replacements: dict[str, list[onnx.NodeProto]] = {}
+    for node in targets:
+        source, weight = node.input[0], weights[node.input[1]].astype(np.float32)
+        prelude: list[onnx.NodeProto] = []
+        if source not in quantized:
+            prefix, x = f"per_token/{source}", source
+            if source in factors:
+                prelude.append(helper.make_node(
+                    "Mul", [source, const(f"{prefix}/inv_smoothing", 1.0 / factors[source])],
+                    [f"{prefix}/smoothed"], name=f"{prefix}/Smooth"))
+                x = f"{prefix}/smoothed"
+            prelude += [
+                helper.make_node("Abs", [x], [f"{prefix}/abs"], name=f"{prefix}/Abs"),
+                helper.make_node("ReduceMax", [f"{prefix}/abs", last_axis], [f"{prefix}/absmax"],
+                                 keepdims=1, name=f"{prefix}/ReduceMax"),
+                helper.make_node("Mul", [f"{prefix}/absmax", inv_max], [f"{prefix}/raw_scale"],
+                                 name=f"{prefix}/Scale"),
+                helper.make_node("Max", [f"{prefix}/raw_scale", eps], [f"{prefix}/scale"],
+                                 name=f"{prefix}/SafeScale"),
+                helper.make_node("Shape", [f"{prefix}/scale"], [f"{prefix}/scale_shape"],
+                                 name=f"{prefix}/ScaleShape"),
+                helper.make_node("ConstantOfShape", [f"{prefix}/scale_shape"],
+                                 [f"{prefix}/zero_points"], value=zero_value,
+                                 name=f"{prefix}/ZeroPoints"),
+                helper.make_node("QuantizeLinear", [x, f"{prefix}/scale", f"{prefix}/zero_points"],
+                                 [f"{prefix}/codes"], axis=-1, block_size=weight.shape[0],
+                                 name=f"{prefix}/Quantize"),
+            ]
+            quantized[source] = (f"{prefix}/codes", f"{prefix}/scale")
+        if source in factors:
+            weight = weight * factors[source][:, None]
+        q, column_scale = pair_limited_int8(weight)
+        codes, row_scale = quantized[source]
+        replacements[node.name] = prelude + [helper.make_node(
+            "MatMulIntegerToFloat",
+            [codes, const(f"{node.name}/int8_weight", q), row_scale,
+             const(f"{node.name}/weight_scale", column_scale), zero_point],
+            [node.output[0]], name=f"{node.name}/Int8", domain=_MS_DOMAIN)]
+
+    nodes = [new for node in graph.node for new in replacements.get(node.name, [node])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    remaining = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(remaining + [init for init in added if init.name in used])
+    _require_opsets(model)
+    onnx.checker.check_model(model)
+    return model, {
+        "method": "int8",
+        "weights": "int8 per output channel, symmetric; neighbouring rows limited to "
+                   f"|w[2k]| + |w[2k+1]| <= {PAIR_LIMIT}, so AVX2 and VNNI compute alike",
+        "activations": f"int8 per token (max|x| / {ACTIVATION_MAX}), computed in the graph",
+        "smoothed_inputs": len(factors),
+        "smoothing": f"SmoothQuant alpha {SMOOTHING_ALPHA}, power-of-two factors, on "
+                     "LayerNorm outputs" if factors else "none",
+        "int8_matmuls": len(targets),
+        "kept_in_float": sorted(kept),
+    }
+
+
+def _require_opsets(model: onnx.ModelProto) -> None:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = max(opset.version, MIN_OPSET)
+    if not any(opset.domain == _MS_DOMAIN for opset in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(_MS_DOMAIN, 1))
