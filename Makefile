@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv test test-fast demo lint bench clean
+.PHONY: venv system-deps test test-fast demo lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -16,7 +16,24 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[export,bench,dev,serve]'
 	touch $@
 
-test: venv
+# Debian packages some tests run for real (qemu-user: an emulated AVX2-only CPU for the
+# int8 tests). Installed where the machine allows it (root with apt-get); elsewhere those
+# tests skip and name the package to install.
+SYSTEM_PACKAGES := qemu-user
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  for package in $(SYSTEM_PACKAGES); do \
+	    dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null 2>&1; } \
+	      || echo "could not install$$missing: the tests that need it will skip"; \
+	  fi; \
+	fi
+
+test: venv system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
