@@ -250,6 +250,8 @@ def measure_encoders(chosen: list[System], texts: dict, settings: Settings,
                "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
                "rss_after_load_mb": median([r["rss_after_load_mb"] for r in runs]),
                "rss_first_vector_mb": median([r["rss_first_vector_mb"] for r in runs]),
+               "alone_vs_batch": min((r["alone_vs_batch"] for r in runs),
+                                     key=lambda a: a["min_cosine"]),
                "per_round": runs}
         if texts["long"]:
             row["long_per_s"] = median([r["long_per_s"] for r in runs])

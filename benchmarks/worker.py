@@ -112,6 +112,20 @@ def peak_rss_mb() -> float:
     return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
+ALONE_TEXTS = 100
+
+
+def alone_vs_batch(encode_one: Encode, texts: list[str], batched: np.ndarray) -> dict:
+    """Cosine between each text encoded alone and the same text encoded in its batch: a
+    query embedded on its own must match the same text indexed among others."""
+    alone = np.concatenate([np.asarray(encode_one([text]), np.float32) for text in texts])
+    inside = np.asarray(batched[:len(texts)], np.float32)
+    cos = np.sum(alone * inside, axis=1) / (np.linalg.norm(alone, axis=1)
+                                            * np.linalg.norm(inside, axis=1))
+    return {"texts": len(texts), "min_cosine": round(float(cos.min()), 6),
+            "mean_cosine": round(float(cos.mean()), 6)}
+
+
 def measure(job: dict, t0: float) -> dict:
     system, threads, batch_size = job["system"], job["threads"], job["batch_size"]
     try:
@@ -136,6 +150,8 @@ def measure(job: dict, t0: float) -> dict:
     result["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 3),
                             "p95": round(float(np.percentile(latencies, 95)), 3)}
     result["peak_rss_mb"] = peak_rss_mb()
+    result["alone_vs_batch"] = alone_vs_batch(encode_one, job["short"][:ALONE_TEXTS],
+                                              short_vectors)
 
     vectors = {"short": np.asarray(short_vectors, dtype=np.float32)}
     if job["long"]:
