@@ -1,4 +1,4 @@
-"""Issue 7's frontier: compressed packages against the default int8 package, in one run:
+"""The compression frontier: compressed packages against the default package, in one run:
 SciFact nDCG@10, short-sentence throughput and size, plus a plot of nDCG@10 against
 throughput and against size.
 

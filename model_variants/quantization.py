@@ -1,6 +1,6 @@
-"""Issue 3's targets for the default package, measured side by side in one run:
-SciFact nDCG@10, mean cosine to fp32 on held-out sentences, short-sentence throughput
-against sentence-transformers fp32, and size.
+"""Quantization methods for the default model, measured side by side in one run: SciFact
+nDCG@10, cosine to fp32 on held-out sentences, a text alone against the same text in its
+batch, short-sentence throughput against sentence-transformers fp32, and size.
 
     python model_variants/quantization.py --data ../shared/data/scifact \
         --out benchmarks/results/quantization.json
@@ -49,10 +49,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-bench-"))
     fp32_dir = workdir / "fp32"
     export_model(source, fp32_dir, ExportOptions(quantize="none", optimize=0, validate=False))
-    naive_dir = workdir / "int8-dynamic"
-    export_model(source, naive_dir, ExportOptions(quantize="int8-dynamic", validate=False))
-    packages = {"edgembed fp32": fp32_dir, "edgembed int8-dynamic (all nodes)": naive_dir,
-                "edgembed default": default_package_path()}
+    packages = {"edgembed fp32": fp32_dir}
+    for method in ("int8-dynamic", "int8-static", "int8"):
+        packages[f"edgembed {method} (all nodes)"] = workdir / method
+        export_model(source, workdir / method, ExportOptions(quantize=method, validate=False))
+    packages["edgembed default (auto)"] = default_package_path()
     packages.update({Path(p).name: Path(p) for p in args.package})
     encoders = {name: Encoder.load(path, threads=THREADS) for name, path in packages.items()}
 
@@ -77,6 +78,9 @@ def main() -> None:
             "model_mb": round(encoder.manifest.files["model.onnx"].bytes / 1e6, 2),
             "quantization": encoder.manifest.quantization.get("method"),
             **cosine_agreement(fp32_vectors, encoder.encode(texts)),
+            "alone_vs_batch": cosine_agreement(
+                encoder.encode(texts, batch_size=32),
+                np.concatenate([encoder.encode([text]) for text in texts])),
             **retrieval_quality(encoder, args.data),
             **speed[name],
         }
