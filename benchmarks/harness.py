@@ -336,6 +336,8 @@ def run(settings: Settings) -> dict:
     log("profiling the package under test with onnxruntime's profiler")
     profile = {"short": profiling.profile_package(package, texts["short"], settings.threads)}
     profile["short"]["sweep"] = profiling.settings_sweep(package, texts["short"], settings.threads)
+    profile["short"]["sessions"] = profiling.session_sweep(package, texts["short"],
+                                                           settings.threads)
     profile["single"] = profiling.profile_package(package, texts["queries"][:20],
                                                   settings.threads, batch_size=1)
     if texts["long"]:

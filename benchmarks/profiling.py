@@ -108,20 +108,62 @@ def profile_package(package: str | Path, texts: list[str], threads: int,
     }
 
 
+# onnxruntime session settings worth trying on a CPU: (label, attribute or config entry, value)
+SESSION_VARIANTS = (
+    ("default", None, None),
+    ("no spinning", "session.intra_op.allow_spinning", "0"),
+    ("no memory arena", "enable_cpu_mem_arena", False),
+    ("no memory pattern", "enable_mem_pattern", False),
+)
+
+
 def settings_sweep(package: str | Path, texts: list[str], threads: int) -> list[dict]:
-    """Sentences/s of `Encoder.encode` under other thread counts and batch sizes, in this
-    one process (best of two passes): which knob moves the number, not a ranking."""
+    """Sentences/s of `Encoder.encode` under other thread counts and batch sizes, and
+    single-text p50 and batch sentences/s under onnxruntime session settings, in this one
+    process (best of two passes): which knob moves the number, not a ranking."""
     from edgembed import Encoder
 
     rows = []
     for pool in sorted({1, threads}):
         encoder = Encoder.load(package, threads=pool, verify=False)
         for batch in (8, 32, 128):
-            encoder.encode(texts[:batch], batch_size=batch)
-            best = 0.0
-            for _ in range(2):
-                start = time.perf_counter()
-                encoder.encode(texts, batch_size=batch)
-                best = max(best, len(texts) / (time.perf_counter() - start))
-            rows.append({"threads": pool, "batch_size": batch, "sentences_per_s": round(best, 1)})
+            rows.append({"threads": pool, "batch_size": batch,
+                         "sentences_per_s": _best_rate(encoder, texts, batch)})
     return rows
+
+
+def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[dict]:
+    """Single-text p50 and batch-32 sentences/s with each of SESSION_VARIANTS."""
+    import onnxruntime as ort
+
+    from edgembed import Encoder
+    from edgembed.session import session_options
+
+    rows = []
+    for label, name, value in SESSION_VARIANTS:
+        encoder = Encoder.load(package, threads=threads, verify=False)
+        options = session_options(threads)
+        if isinstance(value, str):
+            options.add_session_config_entry(name, value)
+        elif name is not None:
+            setattr(options, name, value)
+        encoder.session = ort.InferenceSession(str(encoder.package.model_path), options,
+                                               providers=["CPUExecutionProvider"])
+        single = []
+        for text in texts[:50] * 2:
+            start = time.perf_counter()
+            encoder.encode([text])
+            single.append(time.perf_counter() - start)
+        rows.append({"session": label, "p50_ms": round(float(np.median(single[50:])) * 1e3, 3),
+                     "sentences_per_s": _best_rate(encoder, texts, 32)})
+    return rows
+
+
+def _best_rate(encoder, texts: list[str], batch: int) -> float:
+    encoder.encode(texts[:batch], batch_size=batch)
+    best = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        encoder.encode(texts, batch_size=batch)
+        best = max(best, len(texts) / (time.perf_counter() - start))
+    return round(best, 1)

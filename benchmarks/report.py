@@ -226,6 +226,12 @@ def profile_lines(result: dict) -> list[str]:
         lines.append("- Same process, short texts, `Encoder.encode` sentences/s by threads × batch "
                      "size: " + "; ".join(f"{r['threads']}t × b{r['batch_size']}: "
                                          f"{r['sentences_per_s']:.0f}" for r in sweep) + ".")
+    sessions = result["profile"].get("short", {}).get("sessions", [])
+    if sessions:
+        lines.append("- Same process, onnxruntime session settings, single-text p50 / batch-32 "
+                     "sentences/s: " + "; ".join(f"{r['session']}: {r['p50_ms']:.2f} ms / "
+                                                 f"{r['sentences_per_s']:.0f}"
+                                                 for r in sessions) + ".")
     lines.append(f"- Peak estimate: {peak['how']}; {peak['ghz']} GHz × {peak['cores']} cores → "
                  f"{peak['int8_macs_per_s'] / 1e9:.0f} G int8 MAC/s, "
                  f"{peak['fp32_macs_per_s'] / 1e9:.0f} G fp32 MAC/s.")
