@@ -37,6 +37,8 @@ class SourceModel:
     prefixes: dict[str, str]
     weights_file: str
     weights_sha256: str
+    # the folder's own sentence-transformers pipeline computes these vectors: the torch
+    # reference uses it (not when `pooling` overrides the folder's pooling)
     is_sentence_transformers: bool
     config: dict[str, Any] = field(repr=False)
 
@@ -133,6 +135,6 @@ def read_source(path: str | Path, pooling: str | None = None,
         prefixes={**_prefixes(path), **(prefixes or {})},
         weights_file=weights,
         weights_sha256=sha256_file(path / weights),
-        is_sentence_transformers=is_st,
+        is_sentence_transformers=is_st and pooling in (None, found_pooling),
         config=config,
     )
