@@ -33,6 +33,7 @@ import onnx
 from edgembed.errors import ExportError
 
 from . import per_token
+from .head import HIDDEN
 
 METHODS = ("none", "fp16", "int8", "int8-dynamic", "int8-static", "auto")
 WEIGHT_BITS = (8, 4)
@@ -159,6 +160,13 @@ def _int8_static(model: onnx.ModelProto, keep: Sequence[str],
 def _fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    # onnx's type inference stops at the fused operators of --optimize 1/2, so the converter
+    # would not know that the pooling head's input is float, and would leave the head's
+    # float32 epsilons beside float16 values (a graph onnxruntime refuses): say so
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    if HIDDEN not in {info.name for info in model.graph.value_info}:
+        model.graph.value_info.append(
+            onnx.helper.make_tensor_value_info(HIDDEN, onnx.TensorProto.FLOAT, None))
     return convert_float_to_float16(model, keep_io_types=True)
 
 
