@@ -19,7 +19,7 @@ from edgembed.errors import ExportError
 
 from .compress import Compression
 from .optimize import LEVELS
-from .quantize import METHODS
+from .quantize import METHODS, PER_TOKEN_METHODS
 from .shape import parse_static_shape
 from .source import check_pooling
 
@@ -95,6 +95,11 @@ class ExportOptions:
         if self.auto_kept is not None and self.quantize != "auto":
             raise ExportError(f"auto_kept replays an auto search; it needs quantize auto, "
                               f"not {self.quantize}")
+        if self.optimize and self.quantize in PER_TOKEN_METHODS:
+            raise ExportError(
+                f"quantize {self.quantize} works on plain MatMuls: the fused Attention and "
+                f"EmbedLayerNormalization of optimize level {self.optimize} would stay float32 "
+                "(a package nearly 3x larger); use optimize 0, or quantize int8-dynamic")
         if not 0 < self.max_loss < 1:
             raise ExportError(f"max_loss must be between 0 and 1, got {self.max_loss}")
         if self.static_shape is not None:

@@ -38,6 +38,7 @@ from .head import HIDDEN
 METHODS = ("none", "fp16", "int8", "int8-dynamic", "int8-static", "auto")
 WEIGHT_BITS = (8, 4)
 FOUR_BIT_METHODS = ("none", "int8", "int8-dynamic", "auto")
+PER_TOKEN_METHODS = ("int8", "auto")  # per_token.py: they quantize unfused MatMuls only
 BLOCK_SIZE = 32
 
 

@@ -291,7 +291,7 @@ def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
     ({"heal": True}, {}, "nothing to heal"),
     ({"heal": True, "prune_vocab": True}, {}, "nothing to heal"),
     ({"heal_steps": 5, "layers": 4}, {}, "needs --heal"),
-    ({"prune_heads": 0.5}, {"optimize": 1}, "--optimize 0"),
+    ({"prune_heads": 0.5}, {"optimize": 1, "quantize": "int8-dynamic"}, "--optimize 0"),
     ({"table_bits": 4}, {"quantize": "fp16"}, "fp16"),
     ({"table_bits": 3}, {}, "--table-bits"),
     ({"weight_bits": 4}, {"quantize": "fp16"}, "pair it with --quantize"),

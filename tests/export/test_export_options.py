@@ -29,6 +29,9 @@ BAD_OPTIONS = [
      "optimize level must be one of (0, 1, 2), got 7"),
     ({"pooling": "sum"}, ["--pooling", "sum"], 'pooling = "sum"',
      "pooling must be cls, mean or max, got 'sum'"),
+    ({"optimize": 1}, ["--optimize", "1"], "optimize = 1",  # with the default quantize, auto
+     "quantize auto works on plain MatMuls: the fused Attention and EmbedLayerNormalization "
+     "of optimize level 1 would stay float32"),
 ]
 
 
