@@ -28,12 +28,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = _open_or_create_index(args, create=True)
     try:
         report = index_paths(index, args.paths)
+        passages = len(index)
     finally:
         index.close()
     print(f"{args.index}: {report.added_files} new, {report.updated_files} changed, "
           f"{report.unchanged_files} unchanged, {report.removed_files} removed files; "
           f"+{report.passages_added} / -{report.passages_removed} passages; "
-          f"{len(index)} passages in the index", file=sys.stderr)
+          f"{passages} passages in the index", file=sys.stderr)
     return 0
 
 

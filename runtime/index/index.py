@@ -640,6 +640,9 @@ class Index:
             self.close()
 
     def __len__(self) -> int:
+        """The documents a search sees now: the last committed state, or a writer's own
+        unsaved changes."""
+        self._sync()
         return len(self._keys)
 
     # ------------------------------------------------------------ searching

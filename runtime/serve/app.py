@@ -208,13 +208,15 @@ def create_app(encoder: Encoder, index: Index | None = None,
 
     async def health(request: Request) -> Response:
         alive = batcher.alive
+        # len follows saves by other processes (it may load a new generation): off the loop
+        documents = None if index is None else await run_in_threadpool(len, index)
         body = {"status": "ok" if alive else "unavailable", "model": model,
                 "package_id": encoder.package.package_id, "dim": encoder.dim,
                 "max_seq_length": encoder.max_seq_length,
                 "uptime_s": round(time.monotonic() - started, 3),
                 "queue_depth": batcher.queue_depth, "batches": batcher.batches,
                 "index": None if index is None else {"path": str(index.path),
-                                                     "documents": len(index)}}
+                                                     "documents": documents}}
         return _json_response(render(body), 200 if alive else 503)
 
     async def models(request: Request) -> Response:
@@ -325,7 +327,7 @@ def serve(model: str | None = None, index: str | None = None, host: str = DEFAUL
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
     print(f"edgembed: serving {encoder.manifest.name} ({encoder.dim} dims) on "
-          f"http://{shown}:{bound[1]}" + (f" with index {index}" if opened else ""),
+          f"http://{shown}:{bound[1]}" + (f" with index {index}" if opened is not None else ""),
           file=sys.stderr, flush=True)
     try:
         make_server(create_app(encoder, opened, limits), limits, log_level).run(sockets=[sock])
