@@ -8,16 +8,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from beir_sample import copies_as_queries, write_beir
 
 from edgembed.bench import harness, machine, schema, systems, worker
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+def quick_run(tmp_path_factory, sentences) -> tuple[subprocess.CompletedProcess, Path]:
+    """The quick run, with --data: a tiny BEIR folder (the run without it is
+    test_quick_bench_from_a_slim_install's)."""
     out = tmp_path_factory.mktemp("bench")
+    documents = [f"{a} {b}" for a, b in zip(sentences[:40], sentences[40:80], strict=True)]
+    data = write_beir(out / "beir", documents, {"test": copies_as_queries(documents, 4)})
     result = subprocess.run(
         [sys.executable, "-m", "edgembed", "bench", "--quick", "--out", str(out),
-         "--cache", str(out / "cache")],
+         "--cache", str(out / "cache"), "--data", str(data)],
         capture_output=True, text=True, timeout=600)
     return result, out
 
@@ -47,6 +52,32 @@ def test_quick_bench_runs_end_to_end(quick_run):
     assert "edgembed default" in result.stdout and "sent/s" in result.stdout
     report = (out / "bench.md").read_text(encoding="utf-8")
     assert "| edgembed default |" in report and "## Goals" in report
+
+
+@pytest.mark.slow
+def test_quick_bench_takes_its_texts_from_data(quick_run):
+    result, out = quick_run
+    data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert f"--data {out / 'beir'}" in data["command"]
+    texts = data["settings"]["texts"]
+    assert texts["queries"] == "5 single-text calls (SciFact test queries)"
+    assert texts["long"].startswith("4 first SciFact corpus documents")
+    assert data["settings"]["tokens"]["long"] > 0
+    assert data["encoders"]["edgembed default"]["long_per_s"] > 0  # docs/s: only with --data
+    assert "SciFact nDCG@10: skipped in --quick" in data["skipped"]
+
+
+def test_source_brings_the_torch_peer_for_another_package(tmp_path, minilm_source):
+    """With --model, the bundled model's source is not assumed: the sentence-transformers
+    peer runs only if --source names the folder."""
+    package = str(harness.default_package_path())
+    alone, skipped = harness.plan(harness.Settings(model=package, quick=True), tmp_path)
+    assert "sentence-transformers" not in {system.kind for system in alone}
+    assert any("give --source DIR" in line for line in skipped)
+    given, _ = harness.plan(harness.Settings(model=package, source=str(minilm_source),
+                                             quick=True), tmp_path)
+    torch = [system for system in given if system.kind == "sentence-transformers"]
+    assert [system.path for system in torch] == [str(minilm_source)]
 
 
 @pytest.mark.slow
