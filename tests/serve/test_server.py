@@ -7,7 +7,6 @@ package gives slightly batch-dependent vectors, so there the check is a cosine."
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
+from http_calls import assert_error, call, embed, vectors_of  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -42,42 +42,6 @@ SMALL = Limits(max_body_bytes=64 * 1024, max_inputs=16, max_k=20)
 
 
 # ---------------------------------------------------------------- helpers
-
-def call(port: int, method: str, path: str, body: object = None,
-         headers: dict[str, str] | None = None) -> tuple[int, object, http.client.HTTPResponse]:
-    """One request on a fresh connection; the body is JSON-encoded unless it is bytes."""
-    if body is not None and not isinstance(body, (bytes, str)) and not hasattr(body, "__next__"):
-        body = json.dumps(body)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        raw = response.read()
-        return response.status, json.loads(raw) if raw else None, response
-    finally:
-        conn.close()
-
-
-def embed(port: int, **body: object) -> tuple[int, dict]:
-    status, data, _ = call(port, "POST", "/v1/embeddings", body)
-    return status, data
-
-
-def assert_error(status: int, data: object, expected_status: int, *words: str) -> dict:
-    assert status == expected_status, data
-    assert isinstance(data, dict) and set(data) == {"error"}
-    error = data["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["type"] == ("server_error" if status >= 500 else "invalid_request_error")
-    for word in words:
-        assert word in error["message"], error["message"]
-    return error
-
-
-def vectors_of(data: dict) -> np.ndarray:
-    rows = sorted(data["data"], key=lambda row: row["index"])
-    return np.asarray([row["embedding"] for row in rows], dtype=np.float32)
-
 
 @contextmanager
 def running(app, limits: Limits | None = None):
