@@ -37,7 +37,8 @@ test: venv system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-# the same without the tests marked slow (torch exports and the torch reference): ~1 minute
+# the same without the tests marked slow (torch exports and the torch reference): about 4
+# minutes on 2 cores (docs/testing.md)
 test-fast: venv
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
