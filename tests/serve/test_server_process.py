@@ -225,11 +225,11 @@ def _plain_status(port: int) -> int:
 # ---------------------------------------------------------------- shutdown
 
 def test_sigterm_finishes_the_request_in_flight(default_encoder):
-    """SIGTERM while a request waits in the batcher (--batch-wait-ms 3000): new connections
+    """SIGTERM while a request waits in the batcher (--batch-wait-ms 5000): new connections
     are refused at once, the request in flight still gets its vectors, then the process
     exits."""
     text = "answered after the signal"
-    with serving("--batch-wait-ms", "3000") as server:
+    with serving("--batch-wait-ms", "5000") as server:  # within the 10 s of grace
         in_flight = Background(lambda: embed(server.port, input=[text]))
         wait_for(lambda: server.health()["queue_depth"] == 1, "the request is in flight")
         server.process.send_signal(signal.SIGTERM)
