@@ -92,7 +92,7 @@ def _quality_card(source: SourceModel, package: Encoder, texts: list[str], custo
 def export_model(source: str | Path, output: str | Path,
                  options: ExportOptions | None = None) -> Manifest:
     """Export a Hugging Face / sentence-transformers folder to an edgembed package, as
-    `options` say (default: int8-dynamic, validated against torch; see ExportOptions).
+    `options` say (default: auto, per-token int8, validated against torch; see ExportOptions).
     Returns the manifest, whose `quality` card holds what validation measured."""
     options = options or ExportOptions()
     output = Path(output)

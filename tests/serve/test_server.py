@@ -1,8 +1,9 @@
 """`edgembed serve`: a real HTTP client (the standard library's) against servers on loopback.
 
 Most tests run the app in-process (uvicorn in a thread, on a port the kernel picks); one runs
-the real CLI in a subprocess. Exact comparisons use the fp32 package: the default int8
-package gives slightly batch-dependent vectors, so there the check is a cosine."""
+the real CLI in a subprocess. Exact comparisons use the fp32 package; with the default
+int8 package a text's vector equals its direct encode only up to float rounding (a pass's
+padded width moves its last bits), so there the check is a cosine."""
 
 from __future__ import annotations
 
