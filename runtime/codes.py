@@ -12,6 +12,7 @@ made here can be mixed with codes made there:
 * ``ubinary``: ``np.packbits(x > 0)`` rows, ``ceil(dim / 8)`` bytes (48 for 384 dims);
   this is the layout usearch's ``b1`` scalar kind reads.
 * ``binary``: the same bytes minus 128, as int8 (sentence-transformers' "binary").
+* ``uint8``: the int8 codes plus 128, as uint8 (sentence-transformers' "uint8").
 
 The sign threshold is 0, not a calibrated centre: on SciFact a calibrated mean or median
 centre measured worse (`edgembed eval` reports the comparison), so only 0 is kept.
@@ -29,7 +30,7 @@ import numpy as np
 
 from .errors import EdgembedError
 
-PRECISIONS = ("float32", "int8", "binary", "ubinary")
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 # the 8 bits of every byte value, np.packbits order: row b is np.unpackbits(b)
 _BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
 # above this many queries, unpacking the documents once beats a lookup table per query
@@ -183,6 +184,14 @@ def asymmetric_scores(queries: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- encode(precision=...)
 
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero), as float32."""
+    x, single = as_matrix(np.asarray(vectors, dtype=np.float32))
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    out = x / np.where(norms > 0, norms, 1.0)
+    return out[0] if single else out
+
+
 def truncate(vectors: np.ndarray, dims: int | None, normalize: bool) -> np.ndarray:
     """Matryoshka-style truncation to the first `dims` dimensions, re-normalised if the model's
     vectors are unit length. Only models trained for it keep their quality (MiniLM is not)."""
@@ -191,10 +200,7 @@ def truncate(vectors: np.ndarray, dims: int | None, normalize: bool) -> np.ndarr
     x, single = as_matrix(vectors)
     if not isinstance(dims, int) or not 1 <= dims <= x.shape[1]:
         raise EdgembedError(f"dims must be an integer in 1..{x.shape[1]}, got {dims!r}")
-    out = x[:, :dims].copy()
-    if normalize:
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.where(norms > 0, norms, 1.0)
+    out = l2_normalize(x[:, :dims]) if normalize else x[:, :dims].copy()
     return out[0] if single else out
 
 
@@ -202,20 +208,20 @@ def quantize(vectors: np.ndarray, precision: str, ranges: Int8Ranges | None = No
              dims: int | None = None, normalize: bool = True) -> np.ndarray:
     """Float embeddings → the requested precision, optionally keeping the first `dims` dims.
 
-    int8 codes are per dimension, so with `dims` they are the first `dims` codes of the full
-    vector (not re-normalised); sign bits do not depend on scale, so truncating then packing
-    is the same as packing the truncated, re-normalised vector."""
+    int8 (and uint8) codes are per dimension, so with `dims` they are the first `dims` codes
+    of the full vector (not re-normalised); sign bits do not depend on scale, so truncating
+    then packing is the same as packing the truncated, re-normalised vector."""
     if precision not in PRECISIONS:
         raise EdgembedError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "float32":
         return truncate(vectors, dims, normalize).astype(np.float32, copy=False)
-    if precision == "int8":
+    if precision in ("int8", "uint8"):
         if ranges is None:
-            raise EdgembedError("int8 needs quantization ranges")
+            raise EdgembedError(f"{precision} needs quantization ranges")
         codes = quantize_int8(vectors, ranges)
         if dims is not None:
             truncate(vectors, dims, normalize=False)  # validates dims
             codes = codes[..., :dims]
-        return codes
+        return codes if precision == "int8" else (codes.astype(np.int16) + 128).astype(np.uint8)
     packed = pack_signs(truncate(vectors, dims, normalize=False))
     return packed if precision == "ubinary" else (packed.astype(np.int16) - 128).astype(np.int8)

@@ -36,6 +36,23 @@ PROGRESS_MIN_TEXTS = 512
 # far beyond what the model reads (WordPiece words are at most 100 characters, most tokens
 # under 10), but it keeps a megabyte paste from costing seconds of tokenization.
 CHARS_PER_TOKEN = 64
+# sentence-transformers' encode keywords that ask for something edgembed does not do: each is
+# accepted at the values that mean what edgembed does anyway, else refused with the reason
+ST_ACCEPTED: dict[str, tuple[Any, ...]] = {
+    "convert_to_numpy": (True,), "convert_to_tensor": (False,), "device": (None, "cpu"),
+    "output_value": ("sentence_embedding",), "truncate_dim": (None,), "pool": (None,),
+    "chunk_size": (None,)}
+_TORCH = "edgembed returns numpy arrays and never imports torch; use torch.from_numpy(...)"
+ST_REFUSED = {
+    "convert_to_numpy": _TORCH, "convert_to_tensor": _TORCH,
+    "device": "edgembed runs on the onnxruntime providers chosen at load time "
+              "(Encoder.load(path, providers=[...])); device='cpu' is accepted for a CPU-only "
+              "encoder",
+    "output_value": "a package's graph pools and outputs sentence embeddings only",
+    "truncate_dim": "use dims=, which keeps the first dims dimensions and, unlike truncate_dim, "
+                    "re-normalises a unit-length model's vectors",
+    "pool": "one Encoder is thread-safe: share it between threads instead of processes",
+    "chunk_size": "one Encoder is thread-safe: share it between threads instead of processes"}
 
 
 class _NoProgress:
@@ -149,7 +166,9 @@ class Encoder:
 
     def encode(self, texts: str | Iterable[str], batch_size: int = 32,
                precision: str = "float32", kind: str = "document",
-               show_progress: bool | None = None, dims: int | None = None) -> np.ndarray:
+               show_progress: bool | None = None, dims: int | None = None, *,
+               normalize_embeddings: bool = False, show_progress_bar: bool | None = None,
+               convert_to_numpy: bool = True, **st_options: Any) -> np.ndarray:
         """Embed texts; rows come back in input order. A single string gives a 1-D vector.
 
         `texts` is a str or any iterable of str: a list, a tuple, a 1-D numpy array of str,
@@ -165,16 +184,76 @@ class Encoder:
         texts (the model reads only max_seq_length tokens anyway). Bad arguments raise
         EdgembedError before any text is read or encoded.
 
-        `precision`: "float32"; "int8" (calibrated per-dimension ranges); "ubinary" (packed
-        sign bits, ceil(dim/8) bytes per row) or "binary" (the same bytes as int8, minus 128),
-        as sentence-transformers' `quantize_embeddings` defines them. `dims` keeps only the
-        first dims dimensions (see `edgembed.codes.quantize`)."""
+        `precision`: "float32"; "int8" (calibrated per-dimension ranges) or "uint8" (the
+        same codes plus 128); "ubinary" (packed sign bits, ceil(dim/8) bytes per row) or
+        "binary" (the same bytes as int8, minus 128), as sentence-transformers'
+        `quantize_embeddings` defines them. `dims` keeps only the first dims dimensions (see
+        `edgembed.codes.quantize`).
+
+        sentence-transformers' keywords mean what they mean there: `normalize_embeddings`
+        scales float rows to unit length (a no-op for packages whose vectors are normalised),
+        `show_progress_bar` is `show_progress`, `convert_to_numpy=True` is what edgembed
+        always returns. Its other keywords (`convert_to_tensor`, `device`, `output_value`,
+        `truncate_dim`, `pool`, `chunk_size`) are accepted at the values that ask for what
+        edgembed does anyway and refused otherwise, with the reason: never ignored."""
+        show_progress = self._check_st_options(show_progress, show_progress_bar,
+                                               normalize_embeddings, convert_to_numpy,
+                                               st_options)
         self._check_options(batch_size, precision, dims)
+        normalize = bool(normalize_embeddings) and not self.manifest.normalized
+        if normalize and precision in ("int8", "uint8"):
+            raise EdgembedError(f"normalize_embeddings=True with precision={precision!r}: this "
+                                "package's int8 ranges were calibrated on its unnormalised "
+                                "vectors; quantize float rows yourself or drop one of the two")
         prefix = self.prefix(kind)
         single = isinstance(texts, str)
         out, _ = self._encode_all(check_texts(texts), int(batch_size), prefix, show_progress)
-        out = self._convert(out, precision, dims)
+        out = self._convert(out, precision, dims, normalize)
         return out[0] if single else out
+
+    def _check_st_options(self, show_progress: Any, show_progress_bar: Any, normalize: Any,
+                          convert_to_numpy: Any, others: dict[str, Any]) -> bool | None:
+        """sentence-transformers' encode keywords, checked; returns the progress setting."""
+        for name, value in (("normalize_embeddings", normalize),
+                            ("convert_to_numpy", convert_to_numpy)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise EdgembedError(f"{name} must be True or False, got {reprlib.repr(value)}")
+        if show_progress is not None and show_progress_bar is not None \
+                and bool(show_progress) != bool(show_progress_bar):
+            raise EdgembedError(f"show_progress={show_progress} and show_progress_bar="
+                                f"{show_progress_bar} disagree; pass one of them")
+        if not convert_to_numpy:
+            others = {"convert_to_numpy": False, **others}
+        for name, value in others.items():
+            if name not in ST_ACCEPTED:
+                raise TypeError(f"encode() got an unexpected keyword argument {name!r}")
+            accepted = ST_ACCEPTED[name]
+            if name == "device" and not self._cpu_only():
+                accepted = (None,)
+            if not any(value is ok or (type(value) is type(ok) and value == ok)
+                       for ok in accepted):
+                raise EdgembedError(f"{name}={reprlib.repr(value)} is not supported: "
+                                    f"{ST_REFUSED[name]}")
+        return show_progress if show_progress is not None else show_progress_bar
+
+    def _cpu_only(self) -> bool:
+        return list(self.session.get_providers()) == ["CPUExecutionProvider"]
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        """Cosine similarity of every row of `embeddings1` with every row of `embeddings2`:
+        a float32 matrix (len1, len2), also for single vectors, as sentence-transformers'
+        `similarity` computes with its default function. Float vectors only: int8 and
+        binary codes are not points in the model's space (`edgembed.codes` scores those)."""
+        first, second = (_float_rows(e, name) for e, name in
+                         ((embeddings1, "embeddings1"), (embeddings2, "embeddings2")))
+        if first.shape[1] != second.shape[1]:
+            raise EdgembedError(f"embeddings1 has {first.shape[1]} dimensions, embeddings2 "
+                                f"{second.shape[1]}")
+        return codes.l2_normalize(first) @ codes.l2_normalize(second).T
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """`dim`, under sentence-transformers' name."""
+        return self.dim
 
     def encode_with_usage(self, texts: str | Iterable[str], kind: str = "document",
                           batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -244,13 +323,18 @@ class Encoder:
         self._check_options(1, precision, dims)
         return self._convert(vectors, precision, dims)
 
-    def _convert(self, vectors: np.ndarray, precision: str, dims: Any) -> np.ndarray:
+    def _convert(self, vectors: np.ndarray, precision: str, dims: Any,
+                 normalize: bool = False) -> np.ndarray:
+        """`normalize`: scale rows to unit length (after truncation, as sentence-transformers
+        does); the caller refuses it for int8, whose ranges are for the model's own scale."""
+        if normalize and dims is None:
+            vectors = codes.l2_normalize(vectors)
         if precision == "float32" and dims is None:
             return vectors
-        ranges = self.int8_ranges if precision == "int8" else None
+        ranges = self.int8_ranges if precision in ("int8", "uint8") else None
         return codes.quantize(vectors, precision, ranges=ranges,
                               dims=None if dims is None else int(dims),
-                              normalize=self.manifest.normalized)
+                              normalize=self.manifest.normalized or normalize)
 
     def _windows(self, items: Iterator[str], batch_size: int, prefix: str,
                  bar: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -356,6 +440,18 @@ def _checked(items: Iterator[Any]) -> Iterator[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
         yield text if type(text) is str else str.__str__(text)
+
+
+def _float_rows(vectors: Any, name: str) -> np.ndarray:
+    """A vector or matrix of finite floats as a float32 matrix, or a clear error."""
+    array = np.asarray(vectors)
+    if array.dtype.kind != "f":
+        raise EdgembedError(f"{name} must be float vectors (precision='float32'), got "
+                            f"{array.dtype}; compare int8 or binary codes with edgembed.codes")
+    rows, _ = codes.as_matrix(array.astype(np.float32, copy=False))
+    if not np.isfinite(rows).all():
+        raise EdgembedError(f"{name} contains NaN or infinity")
+    return rows
 
 
 def _is_int(value: Any) -> bool:
