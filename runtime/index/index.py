@@ -493,12 +493,7 @@ class Index:
     def remove(self, ids: Any | Sequence[Any]) -> int:
         """Remove documents by id; unknown ids are ignored. Returns how many were removed."""
         self._writable()
-        if isinstance(ids, (str, int, np.integer)):
-            ids = [ids]
-        elif isinstance(ids, (bytes, Mapping)) or not isinstance(ids, Iterable):
-            raise TypeError(f"ids must be an id (str or int) or a sequence of ids, got "
-                            f"{type(ids).__name__}")
-        ids = list(ids)
+        ids = _id_list(ids)
         with self._changing, self._rw.writing():
             self._begin_write()
             keys = self.store.keys_for(ids)
@@ -514,6 +509,16 @@ class Index:
                                      len(self._keys), self._state.files)
             self._vectors_changed = True
             return len(keys)
+
+    def get(self, ids: Any | Sequence[Any]) -> list[tuple[Any, str | None, dict | None]]:
+        """(id, text, metadata) of the stored documents with these ids, in the order asked;
+        unknown ids are skipped. A writer sees its unsaved changes, as `search` does."""
+        ids = _id_list(ids)
+        self._sync()
+        with self._rw.reading():
+            keys = self.store.keys_for(ids)
+            docs = self.store.fetch(keys)
+        return [docs[key] for key in keys]
 
     def files(self) -> dict[str, FileState]:
         """The table of indexed files (`edgembed index`): path → size, mtime, sha256."""
@@ -785,6 +790,16 @@ class Index:
             np.full(len(q), keys.shape[1])
         return [cascade.with_ties(keys[i], distances[i], int(counts[i]), count)
                 for i in range(len(q))]
+
+
+def _id_list(ids: Any) -> list[Any]:
+    """One id (str or int) or an iterable of them, as a list."""
+    if isinstance(ids, (str, int, np.integer)):
+        return [ids]
+    if isinstance(ids, (bytes, Mapping)) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be an id (str or int) or a sequence of ids, got "
+                        f"{type(ids).__name__}")
+    return list(ids)
 
 
 def _check_count(name: str, value: int, low: int = 1) -> None:

@@ -125,6 +125,18 @@ def test_remove(index, default_encoder, corpus):
     assert reopened.search(corpus[5], k=1)[0].id == "doc-5"
 
 
+def test_get_by_id(index, corpus):
+    """In the order asked, unknown ids skipped; the writer sees its unsaved changes."""
+    assert index.get(["doc-3", "nope", "doc-1"]) == [("doc-3", corpus[3], {"n": 3}),
+                                                      ("doc-1", corpus[1], {"n": 1})]
+    assert index.get("doc-0") == [("doc-0", corpus[0], {"n": 0})]
+    index.add(["fresh text"], ids=[7])
+    index.remove("doc-0")
+    assert index.get([7, "doc-0"]) == [(7, "fresh text", None)]
+    with pytest.raises(TypeError, match="ids must be an id"):
+        index.get(b"doc-0")
+
+
 def test_add_texts_ids_and_errors(tmp_path, default_encoder):
     index = Index.create(tmp_path / "fresh", default_encoder)
     assert index.search("empty", k=3) == []
