@@ -24,9 +24,10 @@ import json
 import logging
 import socket
 import sys
+import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+STARTUP_TIMEOUT_S = 30.0  # to start `running`'s server, and to stop it
 
 
 # ---------------------------------------------------------------- responses (pure)
@@ -300,6 +302,32 @@ def make_server(app: Starlette, limits: Limits | None = None,
                             limit_concurrency=limits.max_connections, proxy_headers=False,
                             timeout_graceful_shutdown=10, lifespan="on")
     return uvicorn.Server(config)
+
+
+@contextlib.contextmanager
+def running(app: Starlette, host: str = DEFAULT_HOST, port: int = 0,
+            limits: Limits | None = None) -> Iterator[str]:
+    """Serve `app` from a background thread of this process until the block ends, and
+    yield its base URL (`http://127.0.0.1:PORT`; port 0 lets the kernel pick a free one):
+    for tests, notebooks and programs that talk to their own endpoint."""
+    sock = bind_socket(host, port)
+    server = make_server(app, limits, log_level="warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="edgembed-serve")
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise EdgembedError(f"the server on {host}:{port} did not start")
+            time.sleep(0.01)
+        bound = sock.getsockname()
+        shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
+        yield f"http://{shown}:{bound[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_TIMEOUT_S)
+        sock.close()
 
 
 def load(model: str | None = None, index: str | None = None,

@@ -18,6 +18,13 @@ MAX_RESCORE = 64
 EMBEDDING_FIELDS = ("input", "model", "encoding_format", "dimensions", "precision", "kind",
                     "user")
 SEARCH_FIELDS = ("query", "k", "rescore", "model", "user")
+# Token ids carry no name of the tokenizer that made them (OpenAI clients send tiktoken's),
+# and most id sequences of another tokenizer decode and re-encode unchanged in the package's
+# WordPiece vocabulary, so no check can tell them apart: embedding them would embed the
+# wrong text. They are refused, naming the client setting that sends text instead.
+TOKEN_ARRAYS = ("; token arrays are not accepted, since the server cannot know which "
+                "tokenizer made them: send text (with LangChain's OpenAIEmbeddings, set "
+                "check_embedding_ctx_length=False)")
 
 
 @dataclass(frozen=True)
@@ -145,10 +152,11 @@ def _texts(body: dict[str, Any], name: str, max_inputs: int) -> list[str]:
                        param=name, code="too_many_inputs")
     for position, item in enumerate(value):
         if not isinstance(item, str):
-            hint = "; token arrays are not supported, send text" if isinstance(
-                item, (int, list)) and not isinstance(item, bool) else ""
+            tokens = isinstance(item, (int, list)) and not isinstance(item, bool)
             raise ApiError(400, f"{name}[{position}] is {_json_type(item)}, expected a "
-                           f"string{hint}", param=f"{name}[{position}]")
+                           f"string{TOKEN_ARRAYS if tokens else ''}",
+                           param=f"{name}[{position}]",
+                           code="token_arrays_unsupported" if tokens else None)
     return value
 
 

@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edgembed import Encoder, Index  # noqa: E402
-from edgembed.serve.app import bind_socket, create_app, is_loopback, make_server  # noqa: E402
+from edgembed.serve.app import create_app, is_loopback  # noqa: E402
+from edgembed.serve.app import running as serve_running  # noqa: E402
 from edgembed.serve.requests import Limits  # noqa: E402
 
 DOCS = ["Sourdough starter needs flour and water every day.",
@@ -47,20 +48,8 @@ SMALL = Limits(max_body_bytes=64 * 1024, max_inputs=16, max_k=20)
 @contextmanager
 def running(app, limits: Limits | None = None):
     """Serve `app` on a free loopback port in this process; yields the port."""
-    sock = bind_socket("127.0.0.1", 0)
-    server = make_server(app, limits, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    with serve_running(app, limits=limits) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 # ---------------------------------------------------------------- servers
