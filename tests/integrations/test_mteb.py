@@ -104,12 +104,12 @@ def test_model_meta_describes_the_package(default_encoder):
 
 def test_encode_handles_empty_and_refuses_non_str(default_encoder):
     model = EdgembedMTEBModel(encoder=default_encoder)
-    task = beir_task.__module__  # any metadata will do: encode only reads prompt_type
+    task = beir_task(".").metadata
     empty = model.encode([], task_metadata=task, hf_split="test", hf_subset="default")
-    assert empty.shape == (0, 384)
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
     with pytest.raises(TypeError, match=r"texts\[1\] is NoneType, expected str"):
-        model.encode([{"text": ["fine", None]}], task_metadata=task, hf_split="test",
-                     hf_subset="default")
+        model.encode([{"text": ["fine"]}, {"text": [None]}], task_metadata=task,
+                     hf_split="test", hf_subset="default")
 
 
 def test_bad_folder_and_bad_options_fail_clearly(default_encoder, tmp_path):
