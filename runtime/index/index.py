@@ -85,8 +85,9 @@ from ..encoder import Encoder, check_texts, progress_bar
 from ..errors import EdgembedError, IndexFileError, IndexWriteError, reason
 from ..package import default_package_path, open_package, sha256_file
 from ..tokenizer import replace_lone_surrogates
-from . import cascade
+from . import cascade, scan
 from .locks import ReadWriteLock, WriterLock
+from .scan import CodeColumns
 from .store import DocStore, FileState, IndexState, encode_id
 
 FORMAT_NAME = "edgembed-index"
@@ -113,6 +114,17 @@ class Hit:
     score: float
     text: str | None
     metadata: dict[str, Any] | None
+
+
+def hit(docs: Mapping[int, tuple[Any, str | None, dict[str, Any] | None]], key: Any,
+        score: float, store: Path) -> Hit:
+    """The hit of document `key` (from `DocStore.fetch_at`), or IndexFileError: documents
+    are never removed before their vectors, so a missing one means a damaged store."""
+    if int(key) not in docs:
+        raise IndexFileError(f"document store {store} is damaged: no document for vector "
+                             f"{int(key)}")
+    doc_id, text, meta = docs[int(key)]
+    return Hit(doc_id, float(score), text, meta)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -251,6 +263,13 @@ class Index:
     def _gen_dir(self, generation: int) -> Path:
         return self.path / f"gen-{generation}"
 
+    def _set_arrays(self, keys: np.ndarray, codes: np.ndarray, int8: np.ndarray) -> None:
+        """The aligned arrays of the current state; the exact scan's columns are rebuilt
+        from the codes at the next exact search. Caller holds the write side of `_rw`
+        (or owns the object, while it is being opened)."""
+        self._keys, self._codes, self._int8 = keys, codes, int8
+        self._columns: CodeColumns | None = None
+
     def _new_usearch(self) -> UsearchIndex:
         """usearch builds a graph on every add, even when only its exact scan is used; in
         exact mode that graph is the cheapest one (connectivity 2, one candidate per add),
@@ -288,7 +307,8 @@ class Index:
                 if now is not None and now.generation != state.generation:
                     continue  # a save replaced the generation while we read it
                 raise
-            self._keys, self._codes, self._int8, self._usearch = arrays
+            self._set_arrays(*arrays[:3])
+            self._usearch = arrays[3]
             self._state = state
             return
         raise IndexFileError(f"index {self.path} kept changing while being opened; try again")
@@ -421,7 +441,31 @@ class Index:
             raise EdgembedError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise EdgembedError("vectors contain NaN or infinity")
-        count = len(vectors)
+        return self._add_rows(C.pack_signs(vectors), C.quantize_int8(vectors, self.ranges),
+                              texts, ids, metadata)
+
+    def add_codes(self, codes: np.ndarray, int8: np.ndarray,
+                  texts: Sequence[str | None] | None = None, ids: Sequence[Any] | None = None,
+                  metadata: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
+        """Add documents by their packed sign codes (`precision="ubinary"`) and int8 vectors
+        (`precision="int8"`) from this index's model: what `add_vectors` stores for their
+        float vectors, without needing them (Parquet shards of `edgembed embed --ray`)."""
+        self._writable()
+        codes = np.asarray(codes)
+        int8 = np.asarray(int8)
+        nbytes = C.code_bytes(self.dim)
+        if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != nbytes:
+            raise EdgembedError(f"codes must be uint8 of shape (n, {nbytes}), got "
+                                f"{codes.dtype} {codes.shape}")
+        if int8.dtype != np.int8 or int8.shape != (len(codes), self.dim):
+            raise EdgembedError(f"int8 vectors must be int8 of shape ({len(codes)}, {self.dim}), "
+                                f"got {int8.dtype} {int8.shape}")
+        return self._add_rows(codes, int8, texts, ids, metadata)
+
+    def _add_rows(self, packed: np.ndarray, quantized: np.ndarray,
+                  texts: Sequence[str | None] | None, ids: Sequence[Any] | None,
+                  metadata: Sequence[dict[str, Any] | None] | None) -> list[Any]:
+        count = len(packed)
         if texts is None:
             texts = [None] * count
         else:
@@ -431,8 +475,6 @@ class Index:
                 if text is not None and not isinstance(text, str):
                     raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
             texts = [None if text is None else replace_lone_surrogates(text) for text in texts]
-        packed = C.pack_signs(vectors)
-        quantized = C.quantize_int8(vectors, self.ranges)
         with self._changing, self._rw.writing():
             self._begin_write()
             ids, metadata = self._check_ids_metadata(count, ids, metadata)
@@ -446,7 +488,7 @@ class Index:
             with self.store.savepoint():  # the rows go if usearch fails
                 self.store.insert(keys.tolist(), ids, texts, metadata)  # raises on duplicates
                 self._usearch.add(keys, packed)
-            self._keys, self._codes, self._int8 = new_keys, new_codes, new_int8
+            self._set_arrays(new_keys, new_codes, new_int8)
             self._state = IndexState(self._state.generation, start + count, len(new_keys),
                                      self._state.files)
             self._vectors_changed = True
@@ -503,8 +545,7 @@ class Index:
             keep = ~np.isin(self._keys, key_array)
             self.store.delete_keys(keys)
             self._usearch.remove(key_array)
-            self._keys, self._codes, self._int8 = \
-                self._keys[keep], self._codes[keep], self._int8[keep]
+            self._set_arrays(self._keys[keep], self._codes[keep], self._int8[keep])
             self._state = IndexState(self._state.generation, self._state.next_key,
                                      len(self._keys), self._state.files)
             self._vectors_changed = True
@@ -681,17 +722,9 @@ class Index:
                 break  # else another process saved in between: search its generation
         else:
             raise EdgembedError(f"index {self.path} kept changing during a search; try again")
-        hits = []
-        for keys, scores in results:
-            row = []
-            for key, score in zip(keys, scores, strict=True):
-                if int(key) not in docs:  # documents are never removed before their vectors
-                    raise IndexFileError(f"document store {self.store.path} is damaged: no "
-                                         f"document for vector {int(key)}")
-                doc_id, text, meta = docs[int(key)]
-                row.append(Hit(doc_id, float(score), text, meta))
-            hits.append(row)
-        return hits
+        return [[hit(docs, key, score, self.store.path) for key, score in zip(keys, scores,
+                                                                             strict=True)]
+                for keys, scores in results]
 
     def rank_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
                      exact: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -772,24 +805,40 @@ class Index:
         if len(self._keys) == 0 or len(q) == 0:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in q]
         keep, pool = cascade.pool_sizes(k, rescore)
-        exact = self._exact(exact)
-        return [cascade.refine(vector, self._codes, np.searchsorted(self._keys, keys), keep)
-                for vector, keys in zip(q, self._hamming(q, pool, exact), strict=True)]
+        return [cascade.refine(vector, self._codes, rows, keep) for vector, (rows, _) in
+                zip(q, self._hamming_rows(q, pool, self._exact(exact)), strict=True)]
 
     def _hamming(self, q: np.ndarray, count: int, exact: bool) -> list[np.ndarray]:
-        """Keys of the `count` nearest sign codes per query (usearch, Hamming), with ties."""
+        """Keys of the `count` nearest sign codes per query, with ties."""
+        return [np.asarray(self._keys[rows]) for rows, _ in self._hamming_rows(q, count, exact)]
+
+    def _hamming_rows(self, q: np.ndarray, count: int, exact: bool,
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, the rows (positions in the aligned arrays) and Hamming distances of the
+        `count` nearest sign codes, plus any tied with the last, nearest first: the exact
+        scan of `edgembed.index.scan`, or usearch's HNSW graph. Caller holds the read side
+        of `_rw`."""
+        codes = C.pack_signs(q)
+        if exact:
+            columns = self._columns
+            if columns is None:  # rebuilt after a change; concurrent readers may both build
+                columns = self._columns = CodeColumns(self._codes)
+            return [columns.nearest(code, count, threads=scan.THREADS) for code in codes]
         fetch = cascade.fetch_size(count, len(self._keys))
-        if not exact:
-            self._usearch.expansion_search = max(64, fetch)
-        # one query: no thread pool (its start-up costs more than the scan); a batch: all cores
-        matches = self._usearch.search(C.pack_signs(q), fetch, exact=exact,
+        self._usearch.expansion_search = max(64, fetch)
+        # one query: no thread pool (its start-up costs more than the walk); a batch: all cores
+        matches = self._usearch.search(codes, fetch, exact=False,
                                        threads=1 if len(q) == 1 else 0)
         keys = np.atleast_2d(matches.keys)
         distances = np.atleast_2d(matches.distances)
         counts = np.atleast_1d(matches.counts) if hasattr(matches, "counts") else \
             np.full(len(q), keys.shape[1])
-        return [cascade.with_ties(keys[i], distances[i], int(counts[i]), count)
-                for i in range(len(q))]
+        out = []
+        for i in range(len(q)):
+            found = cascade.with_ties(keys[i], distances[i], int(counts[i]), count)
+            out.append((np.searchsorted(self._keys, found),
+                        distances[i][:len(found)].astype(np.uint16)))
+        return out
 
 
 def _id_list(ids: Any) -> list[Any]:

@@ -94,12 +94,13 @@ def test_the_recall_check_fails_for_a_broken_first_stage(exact_index, corpus, fl
     """Negative control: with random candidates instead of Hamming neighbours, the same
     check fails, so it does measure the first stage."""
     rng = np.random.default_rng(1)
-    all_keys = np.arange(N_DOCS, dtype=np.uint64)  # documents were added in order
 
-    def random_candidates(q: np.ndarray, count: int, exact: bool) -> list[np.ndarray]:
-        return [rng.choice(all_keys, size=count, replace=False) for _ in q]
+    def random_candidates(q: np.ndarray, count: int,
+                          exact: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(rng.choice(N_DOCS, size=count, replace=False), np.zeros(count, np.uint16))
+                for _ in q]
 
-    monkeypatch.setattr(exact_index, "_hamming", random_candidates)
+    monkeypatch.setattr(exact_index, "_hamming_rows", random_candidates)
     found = exact_index.rank_vectors(corpus[1], k=5, rescore=4)
     assert recall([keys for keys, _ in found], float_top, 5) < 0.1  # far below MIN_RECALL
 
