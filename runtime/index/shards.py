@@ -216,7 +216,7 @@ def build_shards(source: str | Path, out: str | Path, *, encoder: Encoder | None
     with progress_bar(len(files), show_progress, min_total=2, unit="file",
                       desc="shards") as bar:
         for _, batch in read_batches(files):
-            codes, int8 = _codes_of(batch, encoder)
+            codes, int8 = codes_of(batch, encoder.int8_ranges)
             if shard is None or (len(shard) and len(shard) + len(batch) > rows_per_shard):
                 if shard is not None:
                     shard.save()
@@ -234,7 +234,7 @@ def build_shards(source: str | Path, out: str | Path, *, encoder: Encoder | None
     return [root / name for name in names]
 
 
-def _codes_of(batch: Any, encoder: Encoder) -> tuple[np.ndarray, np.ndarray]:
+def codes_of(batch: Any, ranges: C.Int8Ranges) -> tuple[np.ndarray, np.ndarray]:
     """Sign codes and int8 vectors of a Parquet batch: stored, or made from float32."""
     codes, int8 = batch.ubinary, batch.int8
     if codes is None or int8 is None:
@@ -242,5 +242,5 @@ def _codes_of(batch: Any, encoder: Encoder) -> tuple[np.ndarray, np.ndarray]:
             raise EdgembedError("building shards needs the ubinary and int8 columns, or "
                                 "float32 (embed with --columns including them)")
         codes = C.pack_signs(batch.float32) if codes is None else codes
-        int8 = C.quantize_int8(batch.float32, encoder.int8_ranges) if int8 is None else int8
+        int8 = C.quantize_int8(batch.float32, ranges) if int8 is None else int8
     return codes, int8
