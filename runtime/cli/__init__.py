@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import EdgembedError
-from . import bench, encode, export, search, serve
+from . import bench, encode, export, scale, search, serve
 
-COMMANDS = (encode, export, search, serve, bench)  # the order `edgembed --help` lists them
+COMMANDS = (encode, export, search, scale, serve, bench)  # the order `edgembed --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import numpy as np
 from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..package import open_package, package_sizes
+from . import scale
 
 
 def _read_lines(source: str) -> list[str]:
@@ -28,6 +29,8 @@ def _read_lines(source: str) -> list[str]:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        return scale.cmd_embed_ray(args)
     texts = _read_lines(args.input)
     encoder = Encoder.load(args.model, threads=args.threads)
     vectors = encoder.encode(texts, batch_size=args.batch_size, kind=args.kind)
@@ -89,6 +92,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("--batch-size", type=int, default=32)
     embed.add_argument("--threads", type=int)
     embed.add_argument("--json", action="store_true", help="write JSON lines even to *.npy")
+    scale.add_ray_options(embed)
     embed.set_defaults(func=cmd_embed)
 
     info = commands.add_parser("info", help="show a package's manifest, verify its checksums")

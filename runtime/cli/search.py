@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..encoder import Encoder
 from ..errors import EdgembedError
-from ..index import META_FILE, Index, index_paths
+from ..index import META_FILE, Hit, Index, index_paths
+from ..index.shards import ShardedIndex, is_sharded
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
@@ -45,13 +46,25 @@ def _display_path(path: str) -> str:
         return path
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
-    index = Index.open(args.index, encoder=encoder, view=True)
+def _search(where: str, encoder: Encoder | None, query: str, k: int, rescore: int) -> list[Hit]:
+    """Search an index folder, a sharded index folder or a LanceDB table (lancedb:URI)."""
+    if where.startswith("lancedb:"):
+        from ..index.lance import LanceIndex
+
+        return LanceIndex(where, encoder).search(query, k=k, rescore=rescore)
+    if is_sharded(where):
+        with ShardedIndex.open(where, encoder=encoder) as sharded:
+            return sharded.search(query, k=k, rescore=rescore)
+    index = Index.open(where, encoder=encoder, view=True)
     try:
-        hits = index.search(args.query, k=args.k, rescore=args.rescore)
+        return index.search(query, k=k, rescore=rescore)
     finally:
         index.close()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
+    hits = _search(args.index, encoder, args.query, args.k, args.rescore)
     results = []
     for rank, hit in enumerate(hits, start=1):
         meta = hit.metadata or {}
@@ -101,7 +114,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     search = commands.add_parser("search", help="search an index")
     search.add_argument("query")
-    search.add_argument("--index", required=True, metavar="DIR")
+    search.add_argument("--index", required=True, metavar="DIR",
+                        help="index folder, sharded index folder (edgembed shards) or a "
+                        "LanceDB table (lancedb:PATH[?table=NAME])")
     search.add_argument("-k", type=int, default=10, help="results (default 10)")
     search.add_argument("--rescore", type=int, default=4, metavar="M",
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
