@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-BLOCK = 1 << 17  # codes per step: 1 MB of one word column, a few MB of temporaries
+BLOCK = 1 << 16  # codes per step: their words and temporaries stay in the core's cache
+GROUP = 3  # words summed in uint8 (3 × 64 bits ≤ 255) before widening
 # below this many codes a second thread costs more than it saves
 PARALLEL_MIN = 1 << 18
 THREADS = min(2, os.cpu_count() or 1)  # threads one search scans with (above PARALLEL_MIN)
@@ -54,52 +55,106 @@ class CodeColumns:
         padded[:self.nbytes] = code
         return padded.view(np.uint64)
 
-    def distances(self, code: np.ndarray, threads: int = 1) -> np.ndarray:
+    def distances(self, code: np.ndarray) -> np.ndarray:
         """Hamming distance from one packed code to every stored code (uint16)."""
         query = self.query_words(code)
         out = np.empty(self.count, np.uint16)
-        if threads > 1 and self.count >= PARALLEL_MIN:
-            half = self.count // 2
-            other = _executor().submit(self._scan, query, out, 0, half)
-            self._scan(query, out, half, self.count)
-            other.result()
-        else:
-            self._scan(query, out, 0, self.count)
+        buffers = _Buffers(min(BLOCK, max(self.count, 1)))
+        for first in range(0, self.count, BLOCK):
+            last = min(self.count, first + BLOCK)
+            out[first:last] = self._block(query, first, last, buffers)
         return out
 
-    def _scan(self, query: np.ndarray, out: np.ndarray, start: int, end: int) -> None:
-        """Distances of rows [start, end) into `out`. numpy releases the GIL in each step,
-        so two threads scan two halves at once."""
-        size = min(BLOCK, max(end - start, 1))
-        xor = np.empty(size, np.uint64)
-        bits = np.empty(size, np.uint8)
-        for first in range(start, end, BLOCK):
-            last = min(end, first + BLOCK)
-            n = last - first
-            total = out[first:last]
-            for word in range(self.words):
-                np.bitwise_xor(self.columns[word, first:last], query[word], out=xor[:n])
-                np.bitwise_count(xor[:n], out=bits[:n])
-                if word == 0:
-                    np.copyto(total, bits[:n])
-                else:
-                    np.add(total, bits[:n], out=total)
+    def _block(self, query: np.ndarray, first: int, last: int,
+               buffers: _Buffers) -> np.ndarray:
+        """Distances of rows [first, last): per word XOR with the query's word and popcount,
+        summed in uint8 by groups of GROUP words, the groups in uint16. Each step is one numpy
+        call that releases the GIL, so two threads scan two halves at once."""
+        n = last - first
+        xor, bits, group = buffers.xor[:n], buffers.bits[:n], buffers.group[:n]
+        total = buffers.total[:n]
+        for start in range(0, self.words, GROUP):
+            for word in range(start, min(start + GROUP, self.words)):
+                np.bitwise_xor(self.columns[word, first:last], query[word], out=xor)
+                np.bitwise_count(xor, out=bits if word > start else group)
+                if word > start:
+                    np.add(group, bits, out=group)
+            if start == 0:
+                np.copyto(total, group)
+            else:
+                np.add(total, group, out=total)
+        return total
 
     def nearest(self, code: np.ndarray, count: int,
                 threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the `count` codes nearest to `code`, plus every code tied with the last
         of them, sorted by distance (row order among equals); and their distances."""
-        distances = self.distances(code, threads)
-        return nearest_rows(distances, count)
+        query = self.query_words(code)
+        if threads > 1 and self.count >= PARALLEL_MIN:
+            half = self.count // 2
+            other = _executor().submit(self._nearest_in, query, count, 0, half)
+            mine = self._nearest_in(query, count, half, self.count)
+            rows, distances = (np.concatenate(pair) for pair in zip(other.result(), mine,
+                                                                     strict=True))
+        else:
+            rows, distances = self._nearest_in(query, count, 0, self.count)
+        return nearest_rows(distances, count, rows)
+
+    def _nearest_in(self, query: np.ndarray, count: int, start: int,
+                    end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates among rows [start, end): every row within the `count`-th smallest
+        distance seen so far, a bound that only tightens, so no row of the true `count`
+        nearest (or their ties) is ever dropped; only a few blocks' worth survive."""
+        buffers = _Buffers(min(BLOCK, max(end - start, 1)))
+        rows, distances = [], []
+        bound = None
+        kept = 0
+        for first in range(start, end, BLOCK):
+            last = min(end, first + BLOCK)
+            total = self._block(query, first, last, buffers)
+            if bound is None:
+                if kept + len(total) < count:  # too few yet: keep them all
+                    rows.append(np.arange(first, last))
+                    distances.append(total.copy())
+                    kept += len(total)
+                    continue
+                pool = np.concatenate([*distances, total])
+                bound = int(np.partition(pool, count - 1)[count - 1])
+            near = np.flatnonzero(total <= bound)
+            rows.append(near + first)
+            distances.append(total[near])
+            kept += len(near)
+            if kept > 4 * count:  # tighten the bound and drop what it excludes
+                merged_rows, merged = np.concatenate(rows), np.concatenate(distances)
+                bound = int(np.partition(merged, count - 1)[count - 1])
+                keep = merged <= bound
+                rows, distances, kept = [merged_rows[keep]], [merged[keep]], int(keep.sum())
+        if not rows:
+            return np.empty(0, np.int64), np.empty(0, np.uint16)
+        return np.concatenate(rows), np.concatenate(distances)
 
 
-def nearest_rows(distances: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+class _Buffers:
+    """Scratch arrays for one scan of blocks of `size` codes."""
+
+    def __init__(self, size: int) -> None:
+        self.xor = np.empty(size, np.uint64)
+        self.bits = np.empty(size, np.uint8)
+        self.group = np.empty(size, np.uint8)
+        self.total = np.empty(size, np.uint16)
+
+
+def nearest_rows(distances: np.ndarray, count: int,
+                 rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The `count` smallest of integer `distances` with all ties of the last, by distance
-    then row. A histogram of the distances finds the cut-off in one pass: no sort of all."""
+    then row (`rows`: the row of each distance, ascending; default 0, 1, ...)."""
+    if rows is None:
+        rows = np.arange(len(distances))
     if len(distances) == 0:
         return np.empty(0, np.int64), np.empty(0, np.uint16)
-    histogram = np.bincount(distances)
-    cutoff = int(np.searchsorted(np.cumsum(histogram), min(count, len(distances))))
-    rows = np.flatnonzero(distances <= cutoff)
-    order = np.argsort(distances[rows], kind="stable")
-    return rows[order], distances[rows[order]]
+    if count < len(distances):
+        cutoff = np.partition(distances, count - 1)[count - 1]
+        keep = np.flatnonzero(distances <= cutoff)
+        rows, distances = rows[keep], distances[keep]
+    order = np.lexsort((rows, distances))
+    return rows[order].astype(np.int64), distances[order].astype(np.uint16)
