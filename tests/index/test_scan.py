@@ -1,0 +1,57 @@
+"""The exact Hamming scan: every distance right for any code width, the nearest `count`
+with all their ties in row order, the same with one thread or two."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgembed import codes as C
+from edgembed.index import scan
+from edgembed.index.scan import CodeColumns, nearest_rows
+
+
+def expected(codes: np.ndarray, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute force: distances bit by bit, all rows within the count-th, by distance then row."""
+    bits = np.unpackbits(codes, axis=1) != np.unpackbits(query[None], axis=1)
+    distances = bits.sum(axis=1)
+    cutoff = np.sort(distances)[min(count, len(codes)) - 1]
+    rows = np.flatnonzero(distances <= cutoff)
+    rows = rows[np.lexsort((rows, distances[rows]))]
+    return rows, distances[rows]
+
+
+@pytest.mark.parametrize("nbytes", [1, 7, 8, 13, 48, 128])
+def test_distances_for_any_code_width(nbytes):
+    rng = np.random.default_rng(nbytes)
+    codes = rng.integers(0, 256, (300, nbytes), dtype=np.uint8)
+    query = rng.integers(0, 256, nbytes, dtype=np.uint8)
+    assert np.array_equal(CodeColumns(codes).distances(query),
+                          C.hamming_distances(query, codes))
+
+
+@pytest.mark.parametrize("count", [1, 10, 99, 5000])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nearest_keeps_every_tie_in_row_order(monkeypatch, count, threads):
+    """Few distinct codes, so ties are everywhere; small blocks and a low parallel threshold
+    so the per-block bound, its tightening and the two halves all run."""
+    monkeypatch.setattr(scan, "BLOCK", 64)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 100)
+    rng = np.random.default_rng(count)
+    distinct = rng.integers(0, 256, (40, 48), dtype=np.uint8)
+    codes = distinct[rng.integers(0, 40, 3000)]
+    columns = CodeColumns(codes)
+    for query in rng.integers(0, 256, (4, 48), dtype=np.uint8):
+        rows, distances = columns.nearest(query, count, threads=threads)
+        want_rows, want = expected(codes, query, count)
+        assert np.array_equal(rows, want_rows) and np.array_equal(distances, want)
+
+
+def test_nearest_rows_of_nothing_and_of_few():
+    rows, distances = nearest_rows(np.array([5, 1, 5, 3], np.uint16), 2)
+    assert rows.tolist() == [1, 3] and distances.tolist() == [1, 3]
+    rows, _ = nearest_rows(np.array([5, 1, 5, 3], np.uint16), 3)
+    assert rows.tolist() == [1, 3, 0, 2]  # the tie at 5 comes whole
+    assert len(nearest_rows(np.empty(0, np.uint16), 3)[0]) == 0
+    assert len(CodeColumns(np.empty((0, 48), np.uint8)).nearest(np.zeros(48, np.uint8), 3)[0]) \
+        == 0
