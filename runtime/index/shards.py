@@ -195,6 +195,9 @@ def build_shards(source: str | Path, out: str | Path, *, encoder: Encoder | None
     ids, texts and metadata come along. Returns the shard folders."""
     from ..distributed.parquet import model_info, parquet_files, read_batches
     from ..encoder import progress_bar
+    from ..extras import require
+
+    require("pyarrow.parquet", "ray")  # before anything else can fail
 
     if isinstance(rows_per_shard, bool) or not isinstance(rows_per_shard, int) or \
             rows_per_shard < 1:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 HEAVY = ("torch", "transformers", "optimum", "sentence_transformers", "onnx")
 
 
@@ -60,3 +62,45 @@ def test_import_edgembed_leaves_the_index_stack_unloaded():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+OPTIONAL = ("ray", "pyarrow", "lancedb", "pandas")
+
+
+def test_optional_extras_load_only_when_used():
+    """The command line and the index load neither Ray, pyarrow nor LanceDB until a command
+    that needs them runs."""
+    result = run_python(f"""
+        import sys, edgembed
+        from edgembed import cli, Index
+        from edgembed.index.shards import ShardedIndex
+        cli.build_parser().parse_args(["embed", "x.jsonl", "--ray", "-o", "out"])
+        loaded = [name for name in {OPTIONAL!r} if name in sys.modules]
+        assert not loaded, loaded
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("blocked,argv,extra", [
+    ("ray", ["embed", "{tmp}/in.jsonl", "--ray", "-o", "{tmp}/out"], "ray"),
+    ("pyarrow", ["shards", "{tmp}", "--out", "{tmp}/shards"], "ray"),
+    ("lancedb", ["export-index", "{tmp}", "--to", "lancedb:{tmp}/db"], "lancedb"),
+])
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, argv, extra):
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "hello"}\\n')
+    args = [a.format(tmp=tmp_path) for a in argv]
+    result = run_python(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == {blocked!r}:
+                    raise ImportError("blocked: " + name, name=name)
+        sys.meta_path.insert(0, Block())
+        from edgembed.cli import main
+        sys.exit(main({args!r}))
+    """)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"pip install 'edgembed[{extra}]'" in lines[0], result.stderr
