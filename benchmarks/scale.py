@@ -1,11 +1,12 @@
 """Bulk embedding on a local Ray cluster against one process, on a BEIR corpus (SciFact).
 
     python -m edgembed.bench.scale --data BEIR_DIR --out FILE.json [--cache DIR]
+        [--part all|scifact|throughput] [--rounds N] [--throughput-docs N]
 
 1. **One process**: `Encoder.encode` of the corpus (from `--cache` when `edgembed eval`
    cached it), an exact `Index`, nDCG@10 of binary + int8 rescoring (k=10, rescore=4).
 2. **Ray**: `embed_to_parquet` of corpus.jsonl (``_id``; ``title`` + ``text``) on
-   ``ray.init(num_cpus=CPUS)``, `build_shards` into 3 shards, nDCG@10 through
+   ``ray.init(num_cpus=CPUS)``, `build_shards` into shards of a third of the corpus, nDCG@10 through
    `ShardedIndex` with the same queries; the vectors and rankings are compared.
 3. **Throughput** of `--throughput-docs` documents per configuration: one process at 1 and
    at all threads, and Ray with actors × threads = CPUs, and oversubscribed.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,36 +67,54 @@ def _shard_bytes(shard: Path) -> dict[str, float]:
     return {name: round(size / count, 1) for name, size in sizes.items()}
 
 
-def _throughput(texts: list[str], corpus: Path, tmp: Path, cpus: int) -> list[dict[str, Any]]:
-    """Documents per second of several ways to spend the same CPUs."""
+def _throughput(texts: list[str], corpus: Path, tmp: Path, cpus: int,
+                rounds: int) -> list[dict[str, Any]]:
+    """Documents per second (wall) and per CPU-second of several ways to spend the same
+    CPUs, `rounds` times in rotating order; medians. Per CPU-second is the steadier figure
+    on a machine shared with other work; wall time shows what oversubscription costs."""
     from edgembed.distributed import Fields, embed_to_parquet
     from edgembed.distributed.embed import embed_longest_first
 
-    rows = []
+    configs: list[tuple[str, Any]] = []
     for threads in sorted({1, cpus}):
-        encoder = Encoder.load(threads=threads)
-        embed_longest_first(encoder, texts[:64], 32)  # warm up
-        start = time.perf_counter()
-        embed_longest_first(encoder, texts, 32)
-        seconds = time.perf_counter() - start
-        rows.append({"config": f"one process, {threads} thread(s)", "cpus": threads,
-                     "docs_per_s": round(len(texts) / seconds, 1),
-                     "docs_per_s_per_cpu": round(len(texts) / seconds / threads, 1)})
-    configs = [(cpus, 1, None), (1, cpus, None)] + ([(cpus, 1, cpus)] if cpus > 1 else [])
-    for actors, cpus_per_actor, threads in configs:
-        out = tmp / f"throughput-{actors}x{cpus_per_actor}-{threads}"
-        report = embed_to_parquet([corpus], out, actors=actors, cpus_per_actor=cpus_per_actor,
-                                  threads=threads, fields=Fields(), keep_text=False,
-                                  part_bytes=64 << 10, show_progress=False)
-        used = threads or cpus_per_actor
-        rows.append({
-            "config": f"Ray, {actors} actor(s) × {cpus_per_actor} CPU, {used} thread(s) each"
-                      + (" (oversubscribed)" if actors * used > cpus else ""),
-            "cpus": actors * cpus_per_actor, "wall_s": round(report.seconds, 2),
-            "docs_per_s": round(report.rows / report.seconds, 1),
-            "actors_docs_per_s": [round(a.rows_per_s, 1) for a in report.actors],
-            "docs_per_s_per_cpu": round(sum(a.rows_per_s for a in report.actors)
-                                        / (actors * cpus_per_actor), 1)})
+        configs.append((f"one process, {threads} thread(s)", ("process", threads)))
+    ray_configs = [(cpus, 1, None), (1, cpus, None)] + ([(cpus, 1, cpus)] if cpus > 1 else [])
+    for actors, per_actor, threads in ray_configs:
+        used = threads or per_actor
+        name = f"Ray, {actors} actor(s) × {per_actor} CPU, {used} thread(s) each" + \
+            (" (oversubscribed)" if actors * used > cpus else "")
+        configs.append((name, ("ray", actors, per_actor, threads)))
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in configs}
+    encoders = {}
+    for round_number in range(rounds):
+        for offset in range(len(configs)):
+            name, spec = configs[(round_number + offset) % len(configs)]
+            if spec[0] == "process":
+                encoder = encoders.get(spec[1]) or Encoder.load(threads=spec[1])
+                if spec[1] not in encoders:
+                    embed_longest_first(encoder, texts[:64], 32)  # warm up
+                    encoders[spec[1]] = encoder
+                start, cpu = time.perf_counter(), time.process_time()
+                embed_longest_first(encoder, texts, 32)
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                measured[name].append((len(texts) / wall, len(texts) / cpu))
+                continue
+            _, actors, per_actor, threads = spec
+            out = tmp / f"throughput-{round_number}-{actors}x{per_actor}-{threads}"
+            report = embed_to_parquet([corpus], out, actors=actors, cpus_per_actor=per_actor,
+                                      threads=threads, fields=Fields(), keep_text=False,
+                                      part_bytes=64 << 10, show_progress=False)
+            measured[name].append((sum(a.rows_per_s for a in report.actors),
+                                   report.rows / sum(a.cpu_s for a in report.actors)))
+    rows = []
+    for name, spec in configs:
+        cpus_used = spec[1] if spec[0] == "process" else spec[1] * spec[2]
+        wall = float(np.median([m[0] for m in measured[name]]))
+        per_cpu_s = float(np.median([m[1] for m in measured[name]]))
+        rows.append({"config": name, "cpus": cpus_used, "docs_per_s": round(wall, 1),
+                     "docs_per_s_per_cpu": round(wall / cpus_used, 1),
+                     "docs_per_cpu_second": round(per_cpu_s, 1),
+                     "rounds": [[round(w, 1), round(c, 1)] for w, c in measured[name]]})
     return rows
 
 
@@ -105,54 +125,81 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", metavar="DIR")
     parser.add_argument("--cpus", type=int, default=2, help="Ray cluster CPUs (default 2)")
     parser.add_argument("--throughput-docs", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--part", choices=("all", "scifact", "throughput"), default="all")
     args = parser.parse_args(argv)
     import ray
-
-    from edgembed.distributed import Fields, embed_to_parquet
-    from edgembed.index.shards import ShardedIndex, build_shards
 
     data_dir = Path(args.data).expanduser()
     data = load_beir(data_dir)
     encoder = Encoder.load()
-    single_docs, queries = _embed(encoder, data, data_dir, "test",
-                                  Path(args.cache) if args.cache else None)
     report: dict[str, Any] = {"data": data_dir.name, "n_docs": len(data.doc_ids),
                               "n_queries": len(data.query_ids), "k": K, "rescore": RESCORE,
                               "package_id": encoder.package.package_id,
+                              "command": "python -m edgembed.bench.scale "
+                                         + " ".join(argv if argv is not None else sys.argv[1:]),
                               "machine": machine_info(), "load_average": os.getloadavg()}
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     with tempfile.TemporaryDirectory(prefix="edgembed-scale-") as name:
         tmp = Path(name)
-        single = Index.create(tmp / "single", encoder)
-        single.add_vectors(single_docs, ids=data.doc_ids, texts=data.doc_texts)
-        single.save()
-        single_hits = single.search_vectors(queries, K, rescore=RESCORE)
-        report["single_process"] = {"ndcg@10": _ndcg(data, single_hits)}
+        if args.part in ("all", "scifact"):
+            report.update(_scifact(data, data_dir, encoder, tmp, args))
+        if args.part in ("all", "throughput"):
+            subset = tmp / "subset.jsonl"
+            texts = data.doc_texts[:args.throughput_docs]
+            subset.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n"
+                                      for i, t in enumerate(texts)), encoding="utf-8")
+            report["throughput_docs"] = len(texts)
+            report["throughput"] = _throughput(texts, subset, tmp, args.cpus, args.rounds)
+    ray.shutdown()
+    report["load_average_after"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({key: value for key, value in report.items() if key != "machine"},
+                     indent=1))
 
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-        out = tmp / "parquet"
-        fields = Fields(id_field="_id", text_fields=("title", "text"))
-        run = embed_to_parquet([data_dir / "corpus.jsonl"], out, fields=fields,
-                               show_progress=False)
-        shards = build_shards(out, tmp / "shards", encoder=encoder,
-                              rows_per_shard=-(-len(data.doc_ids) // 3), show_progress=False)
-        with ShardedIndex.open(tmp / "shards", encoder=encoder) as sharded:
-            ray_hits = sharded.search_vectors(queries, K, rescore=RESCORE)
-        from edgembed.distributed import parquet_files, read_batches
 
-        ids, vectors = [], []
-        for _, batch in read_batches(parquet_files(out)):
-            ids += batch.ids
-            vectors.append(batch.float32)
-        ray_docs = np.concatenate(vectors)
-        same_order = ids == data.doc_ids
-        report["ray"] = {
+def _scifact(data: Any, data_dir: Path, encoder: Encoder, tmp: Path,
+             args: argparse.Namespace) -> dict[str, Any]:
+    """The corpus on Ray into shards against one process into one index: nDCG@10, vectors,
+    rankings; and bytes per passage."""
+    from edgembed.distributed import Fields, embed_to_parquet, parquet_files, read_batches
+    from edgembed.index.shards import ShardedIndex, build_shards
+
+    single_docs, queries = _embed(encoder, data, data_dir, "test",
+                                  Path(args.cache) if args.cache else None)
+    single = Index.create(tmp / "single", encoder)
+    single.add_vectors(single_docs, ids=data.doc_ids, texts=data.doc_texts)
+    single.save()
+    single_hits = single.search_vectors(queries, K, rescore=RESCORE)
+    single.close()
+    out = tmp / "parquet"
+    fields = Fields(id_field="_id", text_fields=("title", "text"))
+    run = embed_to_parquet([data_dir / "corpus.jsonl"], out, fields=fields,
+                           show_progress=False)
+    per_shard = -(-len(data.doc_ids) // 3)
+    shards = build_shards(out, tmp / "shards", encoder=encoder, rows_per_shard=per_shard,
+                          show_progress=False)
+    with ShardedIndex.open(tmp / "shards", encoder=encoder) as sharded:
+        ray_hits = sharded.search_vectors(queries, K, rescore=RESCORE)
+    ids, vectors = [], []
+    for _, batch in read_batches(parquet_files(out)):
+        ids += batch.ids
+        vectors.append(batch.float32)
+    ray_docs = np.concatenate(vectors)
+    same_order = ids == data.doc_ids
+    single_ndcg, ray_ndcg = _ndcg(data, single_hits), _ndcg(data, ray_hits)
+    return {
+        "single_process": {"ndcg@10": single_ndcg,
+                           "how": "Encoder.encode of the corpus in one process (edgembed "
+                                  "eval's cache), one exact Index"},
+        "ray": {
             "command": f"edgembed embed {data_dir / 'corpus.jsonl'} --ray -o OUT/ --id-field "
                        "_id --text-field title --text-field text; edgembed shards OUT/ --out "
-                       f"SHARDS/ --rows-per-shard {-(-len(data.doc_ids) // 3)}",
+                       f"SHARDS/ --rows-per-shard {per_shard}",
             "cluster_cpus": args.cpus, "run": run.to_json(), "shards": len(shards),
-            "ndcg@10": _ndcg(data, ray_hits),
-            "rows_in_corpus_order": same_order,
+            "ndcg@10": ray_ndcg, "rows_in_corpus_order": same_order,
             "max_abs_vector_difference": float(np.abs(ray_docs - single_docs).max())
             if same_order else None,
             "identical_top10": float(np.mean([[h.id for h in a] == [h.id for h in b]
@@ -160,20 +207,9 @@ def main(argv: list[str] | None = None) -> None:
                                                               strict=True)])),
             "bytes_per_passage_parquet": _parquet_bytes(out),
             "bytes_per_passage_shard": _shard_bytes(shards[0]),
-        }
-        report["ndcg@10_equal"] = report["ray"]["ndcg@10"] == report["single_process"]["ndcg@10"]
-        subset = tmp / "subset.jsonl"
-        texts = data.doc_texts[:args.throughput_docs]
-        subset.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n"
-                                  for i, t in enumerate(texts)), encoding="utf-8")
-        report["throughput"] = _throughput(texts, subset, tmp, args.cpus)
-        report["throughput_docs"] = len(texts)
-        single.close()
-        ray.shutdown()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: report[k] for k in ("single_process", "ndcg@10_equal")}),
-          json.dumps(report["ray"]["ndcg@10"]), json.dumps(report["throughput"], indent=1))
+        },
+        "ndcg@10_equal": single_ndcg == ray_ndcg,
+    }
 
 
 if __name__ == "__main__":

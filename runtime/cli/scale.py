@@ -59,7 +59,8 @@ def cmd_embed_ray(args: argparse.Namespace) -> int:
         fields=fields, keep_text=not args.no_text, part_bytes=int(args.part_mb * (1 << 20)))
     for actor in report.actors:
         print(f"actor {actor.actor}: {actor.threads} thread(s), {actor.parts} parts, "
-              f"{actor.rows} rows, {actor.rows_per_s:.1f} rows/s", file=sys.stderr)
+              f"{actor.rows} rows, {actor.rows_per_s:.1f} rows/s "
+              f"({actor.rows_per_cpu_s:.1f} rows per CPU-second)", file=sys.stderr)
     done_before = f" ({report.parts_done_before} done before, skipped)" \
         if report.parts_done_before else ""
     print(f"{report.out}: {report.parts} parts{done_before}, {report.rows} rows, "

@@ -39,7 +39,7 @@ JOB_FILE = "job.json"
 REPORT_FILE = "report.json"
 JOB_FORMAT = "edgembed-embed"
 PART_META_KEY = b"edgembed_part"
-SUMMARY_KEYS = ("part", "rows", "bad", "encode_s", "seconds", "actor", "threads")
+SUMMARY_KEYS = ("part", "rows", "bad", "encode_s", "cpu_s", "seconds", "actor", "threads")
 
 
 def embed_longest_first(encoder: Encoder, texts: Sequence[str], batch_size: int) -> np.ndarray:
@@ -120,10 +120,11 @@ class PartEmbedder:
         chunker = self.chunker if part.kind == "documents" else None
         found = read_part(part, job.fields, chunker)
         texts = [row.text for row in found.rows]
-        encode_start = time.perf_counter()
+        encode_start, cpu_start = time.perf_counter(), time.process_time()
         vectors = embed_longest_first(self.encoder, texts, job.batch_size) if texts else \
             np.empty((0, self.encoder.dim), np.float32)
         encode_s = time.perf_counter() - encode_start
+        cpu_s = time.process_time() - cpu_start
         table = vectors_table([row.id for row in found.rows], vectors, self.model,
                               job.columns, texts if job.keep_text else None,
                               [row.metadata for row in found.rows]
@@ -132,7 +133,8 @@ class PartEmbedder:
         if found.bad:
             _write_bad_rows(out / f"{part.name}.bad.jsonl", found.bad)
         summary = {"part": part.name, "rows": len(texts), "bad": len(found.bad),
-                   "encode_s": round(encode_s, 4), "actor": self.actor,
+                   "encode_s": round(encode_s, 4), "cpu_s": round(cpu_s, 4),
+                   "actor": self.actor,
                    "threads": self.threads,
                    "seconds": round(time.perf_counter() - start, 4)}
         meta = dict(table.schema.metadata or {})
@@ -168,10 +170,17 @@ class ActorStats:
     parts: int = 0
     rows: int = 0
     encode_s: float = 0.0
+    cpu_s: float = 0.0  # the actor process's CPU time while encoding (all its threads)
 
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.encode_s if self.encode_s else 0.0
+
+    @property
+    def rows_per_cpu_s(self) -> float:
+        """Rows per CPU-second: the cost of a row, much less sensitive than rows_per_s
+        to other processes sharing the cores (spinning threads still count)."""
+        return self.rows / self.cpu_s if self.cpu_s else 0.0
 
 
 @dataclass
@@ -198,7 +207,9 @@ class EmbedReport:
                 "bad_rows": self.bad_rows, "seconds": round(self.seconds, 3),
                 "cpus_per_actor": self.cpus_per_actor,
                 "actors": [{**asdict(a), "encode_s": round(a.encode_s, 3),
-                            "rows_per_s": round(a.rows_per_s, 1)} for a in self.actors]}
+                            "cpu_s": round(a.cpu_s, 3), "rows_per_s": round(a.rows_per_s, 1),
+                            "rows_per_cpu_s": round(a.rows_per_cpu_s, 1)}
+                           for a in self.actors]}
 
 
 def embed_to_parquet(inputs: Sequence[str | Path], out: str | Path, *,
@@ -303,6 +314,7 @@ def _report(out: Path, parts: list[Part], summaries: list[dict[str, Any]], secon
         stats.parts += 1
         stats.rows += int(s["rows"])
         stats.encode_s += float(s["encode_s"])
+        stats.cpu_s += float(s["cpu_s"])
     return EmbedReport(str(out), len(parts), len(parts) - len(summaries), rows, bad, seconds,
                        sorted(by_actor.values(), key=lambda a: a.actor), cpus_per_actor)
 

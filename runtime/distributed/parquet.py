@@ -31,6 +31,9 @@ from ..errors import EdgembedError
 from ..extras import require
 
 VECTOR_COLUMNS = ("float32", "int8", "ubinary")
+# dictionary encoding only where it pays: int8 values (256 of them; without it Parquet
+# stores each as 4 bytes) and the strings; float32 and packed codes barely repeat
+DICTIONARY_COLUMNS = ["id", "text", "metadata", "int8.list.element"]
 META_KEY = b"edgembed"
 
 
@@ -96,7 +99,7 @@ def write_atomic(table: Any, path: Path) -> None:
     pq = require("pyarrow.parquet", "ray")
     temp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
-        pq.write_table(table, temp)
+        pq.write_table(table, temp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, path)
