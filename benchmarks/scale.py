@@ -1,7 +1,7 @@
 """Bulk embedding on a local Ray cluster against one process, on a BEIR corpus (SciFact).
 
     python -m edgembed.bench.scale --data BEIR_DIR --out FILE.json [--cache DIR]
-        [--part all|scifact|throughput] [--rounds N] [--throughput-docs N]
+        [--part all|scifact|throughput|lengths] [--rounds N] [--throughput-docs N]
 
 1. **One process**: `Encoder.encode` of the corpus (from `--cache` when `edgembed eval`
    cached it), an exact `Index`, nDCG@10 of binary + int8 rescoring (k=10, rescore=4).
@@ -11,6 +11,8 @@
 3. **Throughput** of `--throughput-docs` documents per configuration: one process at 1 and
    at all threads, and Ray with actors × threads = CPUs, and oversubscribed.
 4. **Bytes per passage** of every column of the Parquet files and every file of a shard.
+5. ``--part lengths`` alone: passages per CPU-second at one thread, short sentences against
+   SciFact abstracts.
 """
 
 from __future__ import annotations
@@ -118,6 +120,29 @@ def _throughput(texts: list[str], corpus: Path, tmp: Path, cpus: int,
     return rows
 
 
+def _per_length(corpus_texts: list[str], rounds: int) -> list[dict[str, Any]]:
+    """Passages per CPU-second of one process at one thread, for short and for long
+    passages: CPU time, so other work on the machine barely moves it."""
+    from edgembed.distributed.embed import embed_longest_first
+    from edgembed.export.texts import builtin_texts
+
+    encoder = Encoder.load(threads=1)
+    rows = []
+    for name, texts in (("validation sentences", builtin_texts("validation")),
+                        ("SciFact abstracts", corpus_texts)):
+        tokens = encoder.count_tokens(texts)
+        embed_longest_first(encoder, texts[:64], 32)  # warm up
+        per_cpu_s = []
+        for _ in range(rounds):
+            start = time.process_time()
+            embed_longest_first(encoder, texts, 32)
+            per_cpu_s.append(len(texts) / (time.process_time() - start))
+        rows.append({"texts": name, "n": len(texts), "mean_tokens": round(float(tokens.mean()), 1),
+                     "passages_per_cpu_second": round(float(np.median(per_cpu_s)), 1),
+                     "rounds": [round(v, 1) for v in per_cpu_s]})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, metavar="BEIR_DIR")
@@ -126,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpus", type=int, default=2, help="Ray cluster CPUs (default 2)")
     parser.add_argument("--throughput-docs", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--part", choices=("all", "scifact", "throughput"), default="all")
+    parser.add_argument("--part", choices=("all", "scifact", "throughput", "lengths"),
+                        default="all")
     args = parser.parse_args(argv)
     import ray
 
@@ -139,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
                               "command": "python -m edgembed.bench.scale "
                                          + " ".join(argv if argv is not None else sys.argv[1:]),
                               "machine": machine_info(), "load_average": os.getloadavg()}
+    if args.part == "lengths":
+        report["per_length"] = _per_length(data.doc_texts[:args.throughput_docs], args.rounds)
+        _write(report, args.out)
+        return
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     with tempfile.TemporaryDirectory(prefix="edgembed-scale-") as name:
@@ -153,9 +183,13 @@ def main(argv: list[str] | None = None) -> None:
             report["throughput_docs"] = len(texts)
             report["throughput"] = _throughput(texts, subset, tmp, args.cpus, args.rounds)
     ray.shutdown()
+    _write(report, args.out)
+
+
+def _write(report: dict[str, Any], out: str) -> None:
     report["load_average_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({key: value for key, value in report.items() if key != "machine"},
                      indent=1))
 

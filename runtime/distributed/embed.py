@@ -143,17 +143,6 @@ class PartEmbedder:
         return summary
 
 
-def _bound_embedder(job: dict[str, Any]) -> type:
-    """A PartEmbedder class with the job built in: Ray ships a locally defined class by
-    value, so the actors need no constructor arguments in the object store."""
-
-    class BoundPartEmbedder(PartEmbedder):
-        def __init__(self) -> None:
-            super().__init__(job)
-
-    return BoundPartEmbedder
-
-
 def _write_bad_rows(path: Path, bad: list[BadRow]) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}")
     temp.write_text("".join(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in bad),
@@ -258,7 +247,7 @@ def embed_to_parquet(inputs: Sequence[str | Path], out: str | Path, *,
         dataset = ray.data.from_items([{"part": json.dumps(part.to_json())} for part in todo],
                                       override_num_blocks=len(todo))
         dataset = dataset.map_batches(
-            _bound_embedder(job.to_json()), batch_size=1,
+            PartEmbedder, fn_constructor_kwargs={"job": job.to_json()}, batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=cpus_per_actor)
         summaries = dataset.take_all()
     report = _report(out, parts, summaries, time.perf_counter() - started, cpus_per_actor)

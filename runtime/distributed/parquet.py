@@ -71,21 +71,29 @@ def vectors_table(ids: Sequence[str], vectors: np.ndarray, model: ModelInfo,
     if metadata is not None:
         data["metadata"] = pa.array([None if m is None else json.dumps(m, ensure_ascii=False)
                                      for m in metadata], pa.string())
-    dim = model.dim
-    for column in columns:
-        if column == "float32":
-            data[column] = _fixed_list(pa, np.asarray(vectors, np.float32), dim)
-        elif column == "int8":
-            data[column] = _fixed_list(pa, C.quantize_int8(vectors, model.ranges), dim)
-        else:
-            packed = np.ascontiguousarray(C.pack_signs(vectors)) if len(vectors) else \
-                np.empty((0, C.code_bytes(dim)), np.uint8)
-            data[column] = pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(packed.shape[1]), len(packed), [None, pa.py_buffer(packed.tobytes())])
+    data.update(vector_arrays(vectors, model, columns))
     table = pa.table(data)
-    meta = {"package_id": model.package_id, "dim": dim, "int8": model.int8,
+    meta = {"package_id": model.package_id, "dim": model.dim, "int8": model.int8,
             "package_path": model.package_path, "columns": list(columns)}
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+
+
+def vector_arrays(vectors: np.ndarray, model: ModelInfo, columns: Sequence[str],
+                  ) -> dict[str, Any]:
+    """The chosen vector columns of float32 `vectors`, as pyarrow arrays."""
+    pa = require("pyarrow", "ray")
+    out = {}
+    for column in columns:
+        if column == "float32":
+            out[column] = _fixed_list(pa, np.asarray(vectors, np.float32), model.dim)
+        elif column == "int8":
+            out[column] = _fixed_list(pa, C.quantize_int8(vectors, model.ranges), model.dim)
+        else:
+            packed = np.ascontiguousarray(C.pack_signs(vectors)) if len(vectors) else \
+                np.empty((0, C.code_bytes(model.dim)), np.uint8)
+            out[column] = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(packed.shape[1]), len(packed), [None, pa.py_buffer(packed.tobytes())])
+    return out
 
 
 def _fixed_list(pa: Any, matrix: np.ndarray, dim: int) -> Any:

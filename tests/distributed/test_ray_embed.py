@@ -133,3 +133,26 @@ def test_cli_errors_are_one_line(tmp_path, corpus):
                           "put INPUT first")
     assert_one_line_error(edgembed("embed", str(corpus), "--ray", "-o", str(tmp_path / "o"),
                                    "--columns", "float64"), "vector columns")
+
+
+def test_embed_dataset_adds_columns_to_a_dataset(cluster, default_encoder, sentences):
+    from edgembed.distributed.dataset import embed_dataset
+
+    rows = [{"text": text, "n": i} for i, text in enumerate(sentences[:40])]
+    rows[3]["text"] = ""
+    rows[7]["text"] = None
+    dataset = ray.data.from_items(rows, override_num_blocks=4)
+    out = embed_dataset(dataset, rows_per_call=16).take_all()
+    assert [row["n"] for row in sorted(out, key=lambda r: r["n"])] == list(range(40))
+    by_n = {row["n"]: row for row in out}
+    assert by_n[3]["error"] == "empty text" and by_n[3]["float32"] is None
+    assert "expected str" in by_n[7]["error"] and by_n[7]["int8"] is None
+    good = [n for n in range(40) if n not in (3, 7)]
+    vectors = np.array([by_n[n]["float32"] for n in good], np.float32)
+    expected = default_encoder.encode([sentences[n] for n in good])
+    assert cosines(vectors, expected).min() > 0.99999, cpu_note()  # as in check_vectors
+    assert all(by_n[n]["error"] is None for n in good)
+    assert np.array_equal(np.array([np.frombuffer(by_n[n]["ubinary"], np.uint8) for n in good]),
+                          C.pack_signs(vectors))
+    with pytest.raises(EdgembedError, match="no column 'body'"):
+        embed_dataset(dataset, text_column="body")
