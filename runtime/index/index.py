@@ -127,6 +127,15 @@ def hit(docs: Mapping[int, tuple[Any, str | None, dict[str, Any] | None]], key: 
     return Hit(doc_id, float(score), text, meta)
 
 
+def query_vectors(encoder: Encoder, queries: str | Sequence[str]) -> tuple[np.ndarray, bool]:
+    """Text queries as the model's query vectors (with its query prefix), and whether a
+    single str was given (its searches return one list of hits, not a list of lists)."""
+    texts = check_texts(queries)
+    vectors = encoder.encode(texts, kind="query") if texts else \
+        np.empty((0, encoder.dim), np.float32)
+    return vectors, isinstance(queries, str)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -699,11 +708,8 @@ class Index:
         Queries get the model's query prefix. See the module docstring for `rescore`;
         `exact=None` searches as the index's mode does (`exact=False` walks the HNSW graph
         of a mode="hnsw" index)."""
-        single = isinstance(queries, str)
-        texts = check_texts(queries)
         _check_k_rescore(k, rescore)
-        vectors = self.encoder.encode(texts, kind="query") if texts else \
-            np.empty((0, self.dim), np.float32)
+        vectors, single = query_vectors(self.encoder, queries)
         hits = self.search_vectors(vectors, k, rescore=rescore, exact=exact)
         return hits[0] if single else hits
 

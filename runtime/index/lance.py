@@ -31,11 +31,11 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from .. import codes as C
-from ..encoder import Encoder, check_texts, progress_bar
+from ..encoder import Encoder, progress_bar
 from ..errors import EdgembedError
 from ..extras import require
 from . import cascade
-from .index import META_FILE, Hit, Index, _check_k_rescore
+from .index import META_FILE, Hit, Index, _check_k_rescore, query_vectors
 from .shards import ShardedIndex, codes_of, is_sharded
 
 SCHEME = "lancedb"
@@ -210,11 +210,8 @@ class LanceIndex:
                nprobes: int | None = None) -> list[Hit] | list[list[Hit]]:
         """Text queries → hits, as `Index.search`. `nprobes`: IVF partitions to visit when
         the table has an IVF index (LanceDB's default otherwise)."""
-        single = isinstance(queries, str)
-        texts = check_texts(queries)
         _check_k_rescore(k, rescore)
-        vectors = self.encoder.encode(texts, kind="query") if texts else \
-            np.empty((0, self.dim), np.float32)
+        vectors, single = query_vectors(self.encoder, queries)
         hits = self.search_vectors(vectors, k, rescore=rescore, nprobes=nprobes)
         return hits[0] if single else hits
 

@@ -25,10 +25,18 @@ from typing import Any
 import numpy as np
 
 from .. import codes as C
-from ..encoder import Encoder, check_texts
+from ..encoder import Encoder
 from ..errors import EdgembedError, IndexFileError, reason
 from . import cascade
-from .index import CHANGED_RETRIES, Hit, Index, _check_k_rescore, _write_json_atomic, hit
+from .index import (
+    CHANGED_RETRIES,
+    Hit,
+    Index,
+    _check_k_rescore,
+    _write_json_atomic,
+    hit,
+    query_vectors,
+)
 
 SHARDS_FILE = "shards.json"
 SHARDS_FORMAT = "edgembed-shards"
@@ -93,11 +101,8 @@ class ShardedIndex:
     def search(self, queries: str | Sequence[str], k: int = 10, *, rescore: int = 4,
                exact: bool | None = None) -> list[Hit] | list[list[Hit]]:
         """`Index.search` over all shards."""
-        single = isinstance(queries, str)
-        texts = check_texts(queries)
         _check_k_rescore(k, rescore)
-        vectors = self.encoder.encode(texts, kind="query") if texts else \
-            np.empty((0, self.dim), np.float32)
+        vectors, single = query_vectors(self.encoder, queries)
         hits = self.search_vectors(vectors, k, rescore=rescore, exact=exact)
         return hits[0] if single else hits
 
