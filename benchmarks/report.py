@@ -118,10 +118,11 @@ def goal_rows(result: dict) -> list[list[str]]:
     million = next((s for s in result["search"].get("synthetic", []) if s["n"] >= 1_000_000),
                    None)
     exact = (million or {}).get("exact", {})
-    usearch, faiss = (exact.get("usearch exact (1 thread)", {}).get("ms_per_query"),
-                      exact.get("faiss IndexBinaryFlat (1 thread)", {}).get("ms_per_query"))
-    add("exact Hamming over 1M codes vs FAISS", usearch / faiss if usearch and faiss else None,
-        1.5, False, "×")
+    ours_ms = exact.get("edgembed exact scan", {}).get("ms_per_query")
+    faiss = min((row["ms_per_query"] for name, row in exact.items()
+                 if name.startswith("faiss") and "ms_per_query" in row), default=None)
+    add("exact Hamming over 1M codes vs FAISS (its best thread count)",
+        ours_ms / faiss if ours_ms and faiss else None, 1.5, False, "×")
     return [[f"{goal} ({ours_name})" if i == 0 else goal, *rest]
             for i, (goal, *rest) in enumerate(rows)]
 
@@ -306,7 +307,9 @@ def markdown(result: dict, plot_files: list[str]) -> str:
             f"- {search['timing']}; {search['threads']} threads where a library has a knob "
             "(numpy: one). Recall@10 is tie-aware: a result counts if it is within the exact "
             "10th-nearest distance.",
-            "- usearch exact runs on an index built with connectivity 2 / expansion_add 1 "
+            "- edgembed exact scan is what an exact-mode `Index` runs (numpy over the codes "
+            "stored column by column, `edgembed.index.scan`). "
+            "usearch exact runs on an index built with connectivity 2 / expansion_add 1 "
             "(exact search ignores the graph; this is the cheapest build); HNSW rows use "
             "usearch's defaults (connectivity 16, expansion_add 128). HNSW recall on the "
             "synthetic codes says little about real data: Gaussian codes lack its clusters, "

@@ -153,6 +153,18 @@ def exact_at(codes: np.ndarray, queries: np.ndarray, threads: int, efs: list[int
                 "bytes_per_vector": flat.code_size, "build_s": round(build, 3),
                 "recall@10": recall(db64, queries, results, kth)}
 
+    from edgembed.index import scan
+
+    start = time.perf_counter()
+    columns = scan.CodeColumns(codes)
+    build = time.perf_counter() - start
+    ms, results = time_queries(
+        lambda q: columns.nearest(q, K, threads=scan.THREADS)[0][:K], queries)
+    methods["edgembed exact scan"] = {
+        "ms_per_query": round(ms, 4), "qps": round(1000 / ms, 1), "threads": scan.THREADS,
+        "recall@10": recall(db64, queries, results, kth),
+        "bytes_per_vector": columns.words * 8, "build_s": round(build, 3)}
+
     index, build = usearch_index(codes, threads, graph=False)
     for pool in sorted({1, threads}):
         ms, results = time_queries(
