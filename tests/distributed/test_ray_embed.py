@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def test_resume_after_a_killed_run(cluster, corpus, default_encoder, tmp_path):
     while len(list(out.glob("part-*.parquet"))) < 2:
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "no part written in 300 s"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     written = {path.name: path.stat().st_mtime_ns for path in out.glob("part-*.parquet")}
@@ -118,8 +119,8 @@ def test_resume_after_a_killed_run(cluster, corpus, default_encoder, tmp_path):
     result = edgembed("embed", str(corpus), "--ray", cluster, "-o", str(out),
                       "--part-mb", "0.004", "--cpus-per-actor", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"({len(written)} done before, skipped)" in result.stderr or \
-        "done before, skipped" in result.stderr  # the killed run may finish one more part
+    done_before = re.search(r"\((\d+) done before, skipped\)", result.stderr)
+    assert done_before and int(done_before.group(1)) >= len(written), result.stderr[-2000:]
     assert "2 thread(s)" in result.stderr  # one actor with both CPUs and 2 threads
     for name, mtime in written.items():
         assert (out / name).stat().st_mtime_ns == mtime  # not rewritten
