@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = ("serve", "langchain", "llamaindex", "mteb")
+EXTRAS = ("serve", "langchain", "llamaindex", "mteb", "ray", "lancedb")
 TORCH = "torch==2.13.0"
 # the distributions of a venv and their installed bytes, from their RECORD files
 SIZES = """
@@ -74,7 +74,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgembed-extras-") as tmp:
         results = [measure(extra, Path(tmp)) for extra in args.extras]
-    report = {"command": "python benchmarks/extra_sizes.py --out " + str(args.out),
+    report = {"command": "python benchmarks/extra_sizes.py " + " ".join(sys.argv[1:]),
               "python": sys.version.split()[0], "base": f"edgembed + {TORCH} (CPU)",
               "extras": results}
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -19,7 +19,8 @@ FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTA
 EXTRAS = {"langchain_core": "edgembed[langchain]", "llama_index": "edgembed[llamaindex]",
           "mteb": "edgembed[mteb]", "datasets": "edgembed[mteb]",
           "starlette": "edgembed[serve]", "uvicorn": "edgembed[serve]",
-          "openai": "openai", "langchain_openai": "langchain-openai"}
+          "openai": "openai", "langchain_openai": "langchain-openai",
+          "ray": "edgembed[ray]", "pyarrow": "edgembed[ray]", "lancedb": "edgembed[lancedb]"}
 
 
 def python_blocks(path: Path) -> list[tuple[int, str]]:
