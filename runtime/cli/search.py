@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
         raise EdgembedError(f"no index at {args.index}; build one with: edgembed index PATH "
                             f"--index {args.index}")
     return Index.create(args.index, encoder or Encoder.load(threads=args.threads),
-                        mode=args.mode)
+                        mode=args.mode, keyword_tokenizer=args.keyword_tokenizer)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -49,7 +50,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
     index = Index.open(args.index, encoder=encoder, view=True)
     try:
-        hits = index.search(args.query, k=args.k, rescore=args.rescore)
+        hits = index.search(args.query, k=args.k, mode=args.mode, rescore=args.rescore,
+                            keyword_syntax=args.keyword_syntax, folder=args.folder,
+                            file_types=args.type)
     finally:
         index.close()
     results = []
@@ -57,7 +60,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         meta = hit.metadata or {}
         results.append({"rank": rank, "score": round(hit.score, 4), "id": hit.id,
                         "file": _display_path(meta["file"]) if "file" in meta else None,
-                        "passage": meta.get("passage"), "text": hit.text, "metadata": meta})
+                        "passage": meta.get("passage"), "page": meta.get("page"),
+                        "text": hit.text, "metadata": meta})
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return 0
@@ -67,6 +71,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         snippet = " ".join((row["text"] or "").split())
         snippet = snippet if len(snippet) <= 160 else snippet[:159] + "…"
         where = f"{row['file']} #{row['passage']}" if row["file"] else str(row["id"])
+        if row["page"] is not None:
+            where += f" (page {row['page']})"
         print(f"{row['rank']:>2}. {row['score']:.3f}  {where}\n    {snippet}")
     return 0
 
@@ -76,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     encoder = Encoder.load(args.model, threads=args.threads)
     report = evaluate(args.data, encoder, split=args.split, cache=args.cache,
-                      rescore=args.rescore)
+                      rescore=args.rescore, command=shlex.join(["edgembed", *sys.argv[1:]]))
     text = json.dumps(report, indent=2) + "\n"
     if args.out:
         try:
@@ -96,6 +102,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     index.add_argument("--model", help="model package (default: the index's, or bundled)")
     index.add_argument("--mode", choices=("exact", "hnsw"), default="exact",
                        help="search mode of a new index (default: exact)")
+    index.add_argument("--keyword-tokenizer", metavar="NAME",
+                       help="keyword search of a new index: english (Porter stemming), "
+                       "unicode (any language, no stemming), trigram (substrings), or an "
+                       "FTS5 tokenize string (default: english for an English-only model, "
+                       "else unicode)")
     index.add_argument("--threads", type=int)
     index.set_defaults(func=cmd_index)
 
@@ -103,6 +114,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("query")
     search.add_argument("--index", required=True, metavar="DIR")
     search.add_argument("-k", type=int, default=10, help="results (default 10)")
+    search.add_argument("--mode", choices=("hybrid", "dense", "keyword"), default="hybrid",
+                        help="hybrid (default): embeddings and keywords fused; dense: "
+                        "embeddings only; keyword: BM25 only")
+    search.add_argument("--keyword-syntax", action="store_true",
+                        help="read QUERY as an FTS5 query (\"phrases\", AND, OR, NOT, "
+                        "prefix*), not as plain words")
+    search.add_argument("--folder", metavar="DIR", help="only files under this folder")
+    search.add_argument("--type", action="append", metavar="SUFFIX",
+                        help="only files of this type, e.g. pdf (repeatable)")
     search.add_argument("--rescore", type=int, default=4, metavar="M",
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
     search.add_argument("--model", help="model package (default: the index's)")
