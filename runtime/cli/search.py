@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..encoder import Encoder
 from ..errors import EdgembedError
-from ..index import META_FILE, Index, index_paths
+from ..index import META_FILE, Index, IngestReport, index_paths
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
@@ -25,17 +25,48 @@ def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
                         mode=args.mode, keyword_tokenizer=args.keyword_tokenizer)
 
 
+def _summary(name: str, report: IngestReport, passages: int) -> str:
+    return (f"{name}: {report.added_files} new, {report.updated_files} changed, "
+            f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
+            f"{report.skipped_files} skipped files; +{report.passages_added} / "
+            f"-{report.passages_removed} passages; {passages} passages in the index")
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     index = _open_or_create_index(args, create=True)
+    if args.watch:
+        return _watch(args, index)
     try:
         report = index_paths(index, args.paths)
         passages = len(index)
     finally:
         index.close()
-    print(f"{args.index}: {report.added_files} new, {report.updated_files} changed, "
-          f"{report.unchanged_files} unchanged, {report.removed_files} removed files; "
-          f"+{report.passages_added} / -{report.passages_removed} passages; "
-          f"{passages} passages in the index", file=sys.stderr)
+    print(_summary(args.index, report, passages), file=sys.stderr)
+    return 0
+
+
+def _watch(args: argparse.Namespace, index: Index) -> int:
+    """Index, then update after every change until Ctrl-C; each update is one saved state."""
+    from ..index.watch import watch_paths
+
+    def updated(report: IngestReport) -> None:
+        print(_summary(args.index, report, len(index)), file=sys.stderr, flush=True)
+
+    def failed(exc: Exception) -> None:
+        message = " ".join(str(exc).split())
+        print(f"edgembed: warning: update failed, retried at the next change: {message}",
+              file=sys.stderr, flush=True)
+
+    print(f"edgembed: watching {', '.join(args.paths)} (Ctrl-C stops)", file=sys.stderr,
+          flush=True)
+    try:
+        watch_paths(index, args.paths, updated, poll=True if args.poll else None,
+                    on_error=failed)
+    except KeyboardInterrupt:
+        print("edgembed: stopped watching; the index holds the last saved update",
+              file=sys.stderr)
+    finally:
+        index.close()  # drops an update cut short: the last save stands
     return 0
 
 
@@ -95,7 +126,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    index = commands.add_parser("index", help="index .txt/.md/.jsonl files for search "
+    index = commands.add_parser("index", help="index text, Markdown, PDF, HTML, Word, "
+                                "OpenDocument, e-mail and code files for search "
                                 "(incremental: unchanged files are skipped)")
     index.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     index.add_argument("--index", required=True, metavar="DIR", help="index directory")
@@ -107,6 +139,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                        "unicode (any language, no stemming), trigram (substrings), or an "
                        "FTS5 tokenize string (default: english for an English-only model, "
                        "else unicode)")
+    index.add_argument("--watch", action="store_true",
+                       help="keep running: update the index whenever files change "
+                       "(Ctrl-C stops)")
+    index.add_argument("--poll", action="store_true",
+                       help="with --watch: poll the folders every 2 s instead of using "
+                       "file-system events")
     index.add_argument("--threads", type=int)
     index.set_defaults(func=cmd_index)
 
