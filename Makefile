@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Debian packages some tests run for real (qemu-user: an emulated AVX2-only CPU for the
-# int8 tests). Installed where the machine allows it (root with apt-get); elsewhere those
-# tests skip and name the package to install.
-SYSTEM_PACKAGES := qemu-user
+# int8 tests; chromium and chromium-driver: the search page in a headless browser).
+# Installed where the machine allows it (root with apt-get); elsewhere those tests skip
+# and name the package to install.
+SYSTEM_PACKAGES := qemu-user chromium chromium-driver
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  for package in $(SYSTEM_PACKAGES); do \

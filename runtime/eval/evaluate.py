@@ -36,6 +36,7 @@ from .residual import residual_encode, residual_scores
 
 LATENCY_QUERIES = 300
 RRF_SWEEP = (1, 2, 3, 5, 10, 20, 40, 60, 100)
+COMMON_TERM_SWEEP = (1.0, 0.5, 0.1, 0.05)  # besides the default
 
 
 def _embed(encoder: Encoder, data: BeirData, data_dir: Path, split: str,
@@ -242,26 +243,35 @@ def _modes(index: Index, texts: list[str], queries: np.ndarray, exact_top: np.nd
                                 "any of the query's words"}[mode]}
     name = next((name for name, spec in K.TOKENIZERS.items()
                  if spec == index.keyword_tokenizer), index.keyword_tokenizer)
-    return modes, _fusion_sweep(index, texts, queries, judged, rescore, name)
+    sweep = _fusion_sweep(index, texts, queries, judged, rescore, name)
+    for share in COMMON_TERM_SWEEP:
+        index.common_term_share = share
+        sweep += _fusion_sweep(index, texts, queries, judged, rescore, name,
+                               constants=(RRF_CONSTANT,))
+    index.common_term_share = K.COMMON_TERM_SHARE
+    return modes, sweep
 
 
 def _fusion_sweep(index: Index, texts: list[str], queries: np.ndarray,
                   judged: Callable[[Sequence[np.ndarray]], tuple[float, float]], rescore: int,
-                  tokenizer: str) -> list[dict[str, Any]]:
-    """Keyword alone and hybrid at every RRF constant of RRF_SWEEP, for one tokenizer."""
+                  tokenizer: str, constants: Sequence[int] = RRF_SWEEP,
+                  ) -> list[dict[str, Any]]:
+    """Keyword alone and hybrid at these RRF constants, for the index's tokenizer and
+    common-term share."""
     dense = [keys for keys, _ in index.rank(texts, k=FUSION_DEPTH, mode="dense",
                                             vectors=queries, rescore=rescore)]
     words = [keys for keys, _ in index.rank(texts, k=FUSION_DEPTH, mode="keyword")]
     keyword_ndcg, keyword_recall = judged(words)
-    rows = [{"keyword_tokenizer": tokenizer, "ranking": "keyword",
+    share = index.common_term_share
+    rows = [{"keyword_tokenizer": tokenizer, "common_term_share": share, "ranking": "keyword",
              "ndcg@10": round(keyword_ndcg, 4), "recall@100": round(keyword_recall, 4)}]
-    for constant in RRF_SWEEP:
+    for constant in constants:
         fused = [fuse([d, w], FUSION_DEPTH, constant)[0] for d, w in zip(dense, words,
                                                                           strict=True)]
         ndcg, recall = judged(fused)
-        rows.append({"keyword_tokenizer": tokenizer, "ranking": f"hybrid, RRF {constant}",
-                     "rrf_constant": constant, "ndcg@10": round(ndcg, 4),
-                     "recall@100": round(recall, 4)})
+        rows.append({"keyword_tokenizer": tokenizer, "common_term_share": share,
+                     "ranking": f"hybrid, RRF {constant}", "rrf_constant": constant,
+                     "ndcg@10": round(ndcg, 4), "recall@100": round(recall, 4)})
     return rows
 
 
@@ -290,6 +300,7 @@ def format_table(report: dict[str, Any]) -> str:
     fusion = report["fusion"]
     lines.append(f"fusion sweep (hybrid top-{fusion['depth']} lists; default constant "
                  f"{fusion['constant']}, tokenizer {fusion['keyword_tokenizer']}):")
-    lines += [f"  {row['keyword_tokenizer']:<8} {row['ranking']:<16} nDCG@10 "
-              f"{row['ndcg@10']:.4f}  R@100 {row['recall@100']:.4f}" for row in fusion["sweep"]]
+    lines += [f"  {row['keyword_tokenizer']:<8} share {row['common_term_share']:<4} "
+              f"{row['ranking']:<16} nDCG@10 {row['ndcg@10']:.4f}  R@100 "
+              f"{row['recall@100']:.4f}" for row in fusion["sweep"]]
     return "\n".join(lines)

@@ -191,6 +191,8 @@ class Index:
         self.ranges = C.Int8Ranges.from_json(meta["int8"])
         self.keyword_tokenizer = str(meta.get("keyword_tokenizer") or keyword.TOKENIZERS[
             keyword.default_tokenizer(encoder.tokenizer.get_vocab())])
+        # keyword queries leave out words in more than this share of the documents
+        self.common_term_share = keyword.COMMON_TERM_SHARE
         self._rw = ReadWriteLock()  # arrays and usearch: searches share, changes exclude
         self._changing = threading.RLock()  # one change (add/remove/save) at a time
         self._writer = WriterLock(path / LOCK_FILE)
@@ -715,7 +717,8 @@ class Index:
     def search(self, queries: str | Sequence[str], k: int = 10, *, mode: str = "hybrid",
                rescore: int = 4, exact: bool | None = None, keyword_syntax: bool = False,
                folder: str | Path | None = None, file_types: Sequence[str] | None = None,
-               snippets: bool = False) -> list[Hit] | list[list[Hit]]:
+               snippets: bool = False, vectors: np.ndarray | None = None,
+               ) -> list[Hit] | list[list[Hit]]:
         """Search by text: a list of hits for one query (a str), a list of lists for several.
 
         `mode`: "hybrid" (the default) fuses the dense and the keyword ranking (see
@@ -725,11 +728,13 @@ class Index:
         the query as an FTS5 query (phrases, AND, OR, NOT, prefix*) instead of plain
         words. `folder` and `file_types` (suffixes such as ".pdf") keep only passages of
         files indexed by `edgembed index` there. `snippets=True` adds each hit's
-        highlighted passage (`Hit.snippet`)."""
+        highlighted passage (`Hit.snippet`). `vectors`: the queries' vectors
+        (kind="query"), if they are encoded already."""
         single = isinstance(queries, str)
         texts = check_texts(queries)
         plan = self._plan(k, mode, rescore, exact, keyword_syntax, folder, file_types)
-        hits = self._search(texts, self._query_vectors(texts, plan), k, plan, snippets)
+        hits = self._search(texts, self._given_or_encoded(texts, vectors, plan), k, plan,
+                            snippets)
         return hits[0] if single else hits
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
@@ -750,13 +755,8 @@ class Index:
         (kind="query") if they are encoded already."""
         texts = check_texts(list(queries))
         plan = self._plan(k, mode, rescore, exact, keyword_syntax, folder, file_types)
-        if vectors is not None and mode != "keyword":
-            vectors = self._query_matrix(vectors)
-            if len(vectors) != len(texts):
-                raise EdgembedError(f"{len(vectors)} query vectors for {len(texts)} queries")
-        else:
-            vectors = self._query_vectors(texts, plan)
-        return self._ranked(texts, vectors, k, plan, fetch=False)[0]
+        return self._ranked(texts, self._given_or_encoded(texts, vectors, plan), k, plan,
+                            fetch=False)[0]
 
     def rank_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
                      exact: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -765,6 +765,10 @@ class Index:
         self._sync()
         with self._rw.reading():
             return self._rank(q, k, rescore, exact)
+
+    def indexed_file(self, path: str | Path) -> FileState | None:
+        """The indexed file at `path` (as `edgembed index` recorded it), or None."""
+        return self.store.file(str(path))
 
     def facets(self) -> dict[str, list[str]]:
         """The folders holding files indexed by `edgembed index` and their file types: what
@@ -797,9 +801,16 @@ class Index:
                 "it once for writing (run `edgembed index` on it again, or Index.open(path) "
                 "without view=True) to build it, or search with mode='dense'")
 
-    def _query_vectors(self, texts: list[str], plan: _Plan) -> np.ndarray | None:
+    def _given_or_encoded(self, texts: list[str], vectors: np.ndarray | None,
+                          plan: _Plan) -> np.ndarray | None:
+        """The queries' vectors: as given (checked), or encoded; None for keyword search."""
         if plan.mode == "keyword":
             return None
+        if vectors is not None:
+            vectors = self._query_matrix(vectors)
+            if len(vectors) != len(texts):
+                raise EdgembedError(f"{len(vectors)} query vectors for {len(texts)} queries")
+            return vectors
         if not texts:
             return np.empty((0, self.dim), np.float32)
         return self.encoder.encode(texts, kind="query")
@@ -859,7 +870,8 @@ class Index:
             return [None] * len(texts)
         total = len(self._keys)
         return [self.store.keyword_expression(keyword.words(text), self.keyword_tokenizer,
-                                              total) for text in texts]
+                                              total, self.common_term_share)
+                for text in texts]
 
     def _rank_plan(self, expressions: list[str | None], q: np.ndarray | None, k: int,
                    plan: _Plan) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgembedError, IndexFileError, IndexWriteError, reason
+from ..errors import EdgembedError, IndexFileError, IndexWriteError, QueryError, reason
 from .keyword import COMMON_TERM_DOCS, COMMON_TERM_SHARE, quoted, snippet_segments, sql_string
 
 SCHEMA = """
@@ -88,7 +88,7 @@ QUERY_TERMS_SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.docs_terms USING fts5vocab(main, docs_fts, 'row')",
 )
 SNIPPET_MARKS = ("\x02", "\x03")  # around matched words in FTS5 snippets
-SNIPPET_TOKENS = 24
+SNIPPET_TOKENS = 40
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -432,11 +432,11 @@ class DocStore:
                 self.db.execute(statement.format(tokenize=sql_string(tokenize)))
             self.db.execute("INSERT INTO docs_fts (docs_fts) VALUES ('rebuild')")
 
-    def _informative_words(self, words: Sequence[str], tokenize: str,
-                           total: int) -> list[str]:
-        """The words of a query holding a term found in at most COMMON_TERM_SHARE of the
-        documents (or in at most COMMON_TERM_DOCS: small indexes keep every word); all of
-        them if that leaves none. Common terms move BM25 little (above half the documents
+    def _informative_words(self, words: Sequence[str], tokenize: str, total: int,
+                           share: float) -> list[str]:
+        """The words of a query holding a term found in at most `share` of the documents (or
+        in at most COMMON_TERM_DOCS: small indexes keep every word); all of them if that
+        leaves none. Common terms move BM25 little (above half the documents
         not at all: FTS5 floors their IDF at zero) but scoring them costs a pass over most
         of the index; the dense ranking still reads them."""
         if not self._query_terms_ready:
@@ -457,14 +457,17 @@ class DocStore:
         counts = dict(self.db.execute(
             f"SELECT term, doc FROM temp.docs_terms WHERE term IN ({marks})",
             [term for _, term in terms]))
-        limit = max(COMMON_TERM_SHARE * total, COMMON_TERM_DOCS)
+        limit = max(share * total, COMMON_TERM_DOCS)
         keep = sorted({position for position, term in terms if 0 < counts.get(term, 0) <= limit})
         return [words[position] for position in keep] or list(words)
 
-    def keyword_expression(self, words: Sequence[str], tokenize: str, total: int) -> str | None:
+    def keyword_expression(self, words: Sequence[str], tokenize: str, total: int,
+                           share: float = COMMON_TERM_SHARE) -> str | None:
         """The FTS5 query for a person's words: any of its informative words, quoted."""
+        if not words:
+            return None
         with self._read():
-            return quoted(self._informative_words(words, tokenize, total)) if words else None
+            return quoted(self._informative_words(words, tokenize, total, share))
 
     def keyword_ranks(self, expression: str | None, limit: int, user_syntax: bool = False,
                       allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -485,7 +488,7 @@ class DocStore:
                                        [*params, limit]).fetchall()
             except sqlite3.Error as exc:
                 if raw is not None and _query_error(exc):
-                    raise EdgembedError(f"invalid keyword query {raw[:100]!r}: "
+                    raise QueryError(f"invalid keyword query {raw[:100]!r}: "
                                         f"{reason(exc, 200)}") from None
                 raise
         keys = np.array([row[0] for row in rows], dtype=np.uint64)
@@ -527,6 +530,12 @@ class DocStore:
                 keys += [int(row[0]) for row in self.db.execute(
                     f"SELECT key FROM docs WHERE id IN ({marks})", part)]
         return sorted(keys)
+
+    def file(self, path: str) -> FileState | None:
+        with self._read():
+            row = self.db.execute("SELECT path, size, mtime_ns, sha256, n_passages FROM files "
+                                  "WHERE path = ?", (path,)).fetchone()
+        return FileState(*row) if row else None
 
     def file_facets(self) -> tuple[list[str], list[str]]:
         """The folders holding indexed files, and their file types (lower-case suffixes)."""
