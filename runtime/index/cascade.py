@@ -84,6 +84,14 @@ RRF_CONSTANT = 1
 FUSION_DEPTH = 100  # results of each ranking that take part in the fusion
 
 
+def fusion_depth(k: int, rescore: int) -> tuple[int, int]:
+    """(results, rescore) of the dense ranking that hybrid search fuses for `k` results:
+    FUSION_DEPTH results (or k, if more), their int8 vectors read for at least ``k *
+    rescore`` documents, as a dense search would (rescore 0: none)."""
+    depth = max(k, FUSION_DEPTH)
+    return depth, (0 if rescore == 0 else -(-k * rescore // depth))
+
+
 def fuse(rankings: Sequence[np.ndarray], count: int, constant: float = RRF_CONSTANT,
          ) -> tuple[np.ndarray, np.ndarray]:
     """Reciprocal-rank fusion: each document scores ``sum(1 / (constant + rank))`` over the

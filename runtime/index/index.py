@@ -880,10 +880,12 @@ class Index:
         if plan.folder is not None or plan.file_types is not None:
             allowed = np.asarray(self.store.keys_in_files(plan.folder, plan.file_types),
                                  dtype=np.uint64)
-        depth = max(k, cascade.FUSION_DEPTH) if plan.mode == "hybrid" else k
+        depth, rescore = k, plan.rescore
+        if plan.mode == "hybrid":
+            depth, rescore = cascade.fusion_depth(k, plan.rescore)
         dense = keyword_side = None
         if plan.mode != "keyword":
-            dense = self._rank(q, depth, plan.rescore, plan.exact, self._rows_of(allowed))
+            dense = self._rank(q, depth, rescore, plan.exact, self._rows_of(allowed))
         if plan.mode != "dense":
             keyword_side = [self.store.keyword_ranks(expression, depth, plan.keyword_syntax,
                                                      None if allowed is None else

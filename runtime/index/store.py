@@ -87,6 +87,7 @@ QUERY_TERMS_SCHEMA = (
     "'instance')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.docs_terms USING fts5vocab(main, docs_fts, 'row')",
 )
+COUNT_CACHE_TERMS = 100_000  # remembered document counts, at most
 SNIPPET_MARKS = ("\x02", "\x03")  # around matched words in FTS5 snippets
 SNIPPET_TOKENS = 40
 BUSY_TIMEOUT_S = 30.0
@@ -176,6 +177,8 @@ class DocStore:
         self._closed = False
         self._query_terms_ready = False
         self._has_keyword_table = False
+        self._counts: dict[str, int] = {}  # term → documents holding it (read-only stores)
+        self._counts_version = -1
         try:
             if readonly:
                 self.db = sqlite3.connect(_readonly_uri(path), uri=True,
@@ -453,13 +456,29 @@ class DocStore:
             self.db.execute("RELEASE query_words")
         if not terms:
             return []
-        marks = ",".join("?" * len(terms))
-        counts = dict(self.db.execute(
-            f"SELECT term, doc FROM temp.docs_terms WHERE term IN ({marks})",
-            [term for _, term in terms]))
+        counts = self._document_counts(sorted({term for _, term in terms}))
         limit = max(share * total, COMMON_TERM_DOCS)
         keep = sorted({position for position, term in terms if 0 < counts.get(term, 0) <= limit})
         return [words[position] for position in keep] or list(words)
+
+    def _document_counts(self, terms: list[str]) -> dict[str, int]:
+        """How many documents hold each term. Counting walks the term's list of documents,
+        so a read-only store remembers counts until another connection commits."""
+        if not self.readonly:
+            return self._count_documents(terms)
+        version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._counts_version or len(self._counts) > COUNT_CACHE_TERMS:
+            self._counts, self._counts_version = {}, version
+        missing = [term for term in terms if term not in self._counts]
+        if missing:
+            found = self._count_documents(missing)
+            self._counts.update({term: found.get(term, 0) for term in missing})
+        return {term: self._counts[term] for term in terms}
+
+    def _count_documents(self, terms: list[str]) -> dict[str, int]:
+        marks = ",".join("?" * len(terms))
+        return dict(self.db.execute(
+            f"SELECT term, doc FROM temp.docs_terms WHERE term IN ({marks})", terms))
 
     def keyword_expression(self, words: Sequence[str], tokenize: str, total: int,
                            share: float = COMMON_TERM_SHARE) -> str | None:
@@ -478,13 +497,14 @@ class DocStore:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         raw = expression if user_syntax else None
         with self._read():
-            sql = "SELECT rowid, -bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ?"
+            # bm25() once per row: "ORDER BY rank" would compute it a second time
+            sql = "SELECT rowid, bm25(docs_fts) AS score FROM docs_fts WHERE docs_fts MATCH ?"
             params: list[Any] = [expression]
             if allowed is not None:
                 sql += " AND rowid IN (SELECT value FROM json_each(?))"
                 params.append(json.dumps([int(key) for key in allowed]))
             try:
-                rows = self.db.execute(sql + " ORDER BY rank LIMIT ?",
+                rows = self.db.execute(sql + " ORDER BY score LIMIT ?",
                                        [*params, limit]).fetchall()
             except sqlite3.Error as exc:
                 if raw is not None and _query_error(exc):
@@ -492,7 +512,7 @@ class DocStore:
                                         f"{reason(exc, 200)}") from None
                 raise
         keys = np.array([row[0] for row in rows], dtype=np.uint64)
-        return keys, np.array([row[1] for row in rows], dtype=np.float32)
+        return keys, -np.array([row[1] for row in rows], dtype=np.float32)  # higher: better
 
     def snippets(self, expression: str, keys: Sequence[int]) -> dict[int, list[str]]:
         """key → the passage around the best matches of `expression` (an FTS5 query) as
