@@ -36,7 +36,7 @@ def watch_paths(index: Index, paths: Sequence[str | Path],
     fails with an edgembed error (another writer holds the index, a full disk) goes to
     `on_error` and is tried again at the next change."""
     stop = stop or threading.Event()
-    on_update(index_paths(index, paths, show_progress=False))
+    on_update(index_paths(index, paths))  # a progress bar on a terminal, for a first run
     for _ in changes(paths, stop, index.path, poll, interval):
         try:
             on_update(index_paths(index, paths, show_progress=False))
