@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import shlex
 import subprocess
 import sys
@@ -69,14 +69,19 @@ def unit_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
 
 
 def rss_mb() -> dict[str, float]:
-    """This process's resident memory now and at its peak, in MB."""
-    now = 0.0
+    """This process's resident memory now and at its peak (since it started: VmHWM, which
+    unlike ru_maxrss does not carry the parent's peak into a child), in MB."""
+    found = {}
     with open("/proc/self/status", encoding="ascii") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
-                now = int(line.split()[1]) / 1024
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"rss_mb": round(now, 1), "peak_rss_mb": round(peak, 1)}
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                found[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return {"rss_mb": round(found["VmRSS"], 1), "peak_rss_mb": round(found["VmHWM"], 1)}
+
+
+def load_average() -> list[float]:
+    """The machine's 1-, 5- and 15-minute load averages: other work slows every timing."""
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def build(path: Path, count: int, seed: int) -> dict:
@@ -104,6 +109,7 @@ def build(path: Path, count: int, seed: int) -> dict:
              sum(f.stat().st_size for f in ([item] if item.is_file() else item.rglob("*")))
              for item in path.iterdir()}
     return {"passages": count, "seconds": round(done - started - generating, 1),
+            "load_average_after": load_average(),
             "save_seconds": round(done - saving, 1),
             "disk_mb": {name: round(size / 1e6, 1) for name, size in sorted(files.items())},
             "disk_total_mb": round(sum(files.values()) / 1e6, 1), **rss_mb()}
@@ -114,6 +120,7 @@ def search(path: Path, seed: int) -> dict:
     from edgembed import Index
 
     before = rss_mb()
+    load_before = load_average()
     opened = time.perf_counter()
     index = Index.open(path, view=True, verify=False)
     open_seconds = time.perf_counter() - opened
@@ -136,7 +143,8 @@ def search(path: Path, seed: int) -> dict:
                        "max_ms": round(float(np.max(times)), 2), **rss_mb()}
     index.close()
     return {"open_seconds": round(open_seconds, 2), "rss_before_open_mb": before["rss_mb"],
-            "after_open": after_open, "modes": modes, "queries": QUERIES}
+            "after_open": after_open, "modes": modes, "queries": QUERIES,
+            "load_average_before": load_before, "load_average_after": load_average()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgembed.bench.machine import machine_info
 
     command = shlex.join(["python", "-m", "edgembed.bench.scale", *(argv or sys.argv[1:])])
+    load = load_average()
     with tempfile.TemporaryDirectory(prefix="edgembed-scale-") as tmp:
         path = Path(args.index) if args.index else Path(tmp) / "index"
         built = build(path, args.passages, args.seed)
@@ -162,14 +171,16 @@ def main(argv: list[str] | None = None) -> int:
                                capture_output=True, text=True, check=True)
         searched = json.loads(child.stdout)
     report = {
-        "command": command, "machine": machine_info(),
+        "command": command, "machine": {**machine_info(), "load_average_at_start": load},
         "workload": {"passages": args.passages, "words_per_passage": [WORDS_MEAN, WORDS_SD],
                      "vocabulary": VOCABULARY, "zipf_exponent": ZIPF,
                      "vectors": "random unit vectors, 384 dimensions (the bundled model's)",
                      "index": "exact mode, default keyword tokenizer",
                      "latency": "per query, k=10, one query per call, query encoding "
                                 "excluded (vectors given), index opened read-only in a fresh "
-                                "process"},
+                                "process",
+                     "load_average": "the machine's 1-, 5- and 15-minute load averages; "
+                                     "the machine has 2 cores and was shared"},
         "build": built, "search": searched,
     }
     text = json.dumps(report, indent=2) + "\n"

@@ -15,6 +15,7 @@ keyword tokenizers, for choosing them on a training split.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import sys
 import tempfile
@@ -57,6 +58,11 @@ def _embed(encoder: Encoder, data: BeirData, data_dir: Path, split: str,
     return docs, queries
 
 
+def _load_average() -> list[float]:
+    """1-, 5- and 15-minute load averages: other work on the machine slows every timing."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def _latency(search_one: Callable[[np.ndarray], Any], queries: np.ndarray) -> dict[str, float]:
     """Per-query milliseconds of `search_one(query vector)`."""
     return _latency_of(lambda i: search_one(queries[i]), len(queries))
@@ -85,6 +91,7 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
              command: str | None = None) -> dict[str, Any]:
     """Run every scheme and search mode on a BEIR folder; returns the JSON-able report
     (`command`: the command line to record in it)."""
+    load = _load_average()
     data_dir = Path(data_dir).expanduser()
     data = load_beir(data_dir, split)
     docs, queries = _embed(encoder, data, data_dir, split, Path(cache) if cache else None)
@@ -177,7 +184,8 @@ def evaluate(data_dir: str | Path, encoder: Encoder, split: str = "test",
         "rescore_overfetch": OVERFETCH,
         "command": command,
         "machine": {"python": platform.python_version(), "machine": platform.machine(),
-                    "cpu": cpu_info()},
+                    "cpu": cpu_info(), "load_average_at_start": load,
+                    "load_average_at_end": _load_average()},
         "latency": "per query, query encoding excluded, one query per call, single process",
         "modes": modes,
         "fusion": {"rule": "reciprocal-rank fusion of the dense and the keyword top "
