@@ -142,7 +142,7 @@ class _VisibleText(HTMLParser):
     """The text a browser shows, with block elements on their own lines, the title, and
     the headings (marked in the text by NUL, removed when the text is assembled)."""
 
-    HIDDEN = frozenset({"script", "style", "noscript", "template", "head", "svg", "canvas",
+    HIDDEN = frozenset({"script", "style", "noscript", "template", "svg", "canvas",
                         "iframe", "object"})
     BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "td", "th", "table",
                         "section", "article", "header", "footer", "nav", "aside", "main",
@@ -156,6 +156,7 @@ class _VisibleText(HTMLParser):
         self.parts: list[str] = []
         self.title = ""
         self.hidden = 0
+        self.in_head = False  # until </head> or <body>: browsers close it by themselves
         self.in_title = False
         self.heading: list[str] | None = None
         self.headings: list[str] = []
@@ -163,11 +164,13 @@ class _VisibleText(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
             self.in_title = True
+        elif tag in ("head", "body"):
+            self.in_head = tag == "head"
         elif tag in self.HIDDEN:
             self.hidden += 1
         if tag in self.BLOCKS:
             self.parts.append("\n")
-        if tag in self.HEADINGS and not self.hidden:
+        if tag in self.HEADINGS and not self.hidden and not self.in_head:
             self.parts.append("\x00")
             self.heading = []
 
@@ -178,6 +181,8 @@ class _VisibleText(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self.in_title = False
+        elif tag == "head":
+            self.in_head = False
         elif tag in self.HIDDEN:
             self.hidden = max(0, self.hidden - 1)
         if tag in self.HEADINGS and self.heading is not None:
@@ -189,7 +194,7 @@ class _VisibleText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.in_title:
             self.title += data
-        elif not self.hidden:
+        elif not self.hidden and not self.in_head:
             self.parts.append(data.replace("\x00", ""))
             if self.heading is not None:
                 self.heading.append(data)

@@ -56,6 +56,13 @@ def test_html_visible_text_title_and_headings():
         assert page.text[offset:offset + len(title)] == title
 
 
+def test_html_without_closing_tags():
+    page = formats.html_document("<html><head><title>T</title><meta charset=utf-8>"
+                                 "<body><h1>One</h1><p>first<br>second<p>third</html>")
+    assert page.text == "One\nfirst\nsecond\nthird"
+    assert page.metadata == {"title": "T"} and page.headings == ((0, "One"),)
+
+
 def test_docx_and_odt_paragraphs_and_headings():
     (lease,) = read(DOCUMENTS / "lease-renewal.docx")
     assert lease.metadata == {"title": "Lease renewal notes"}
