@@ -838,24 +838,29 @@ class Index:
                 fetch: bool, snippets: bool = False,
                 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict, list[dict]]:
         """Rankings per query and, with `fetch`, their documents (and snippets), all from
-        one committed state: the vectors searched, the keyword table, the documents."""
+        one committed state: the vectors searched, the keyword table, the documents. The
+        dense ranking runs between the two SQLite reads, so concurrent searches share the
+        connection only for those."""
         for _ in range(CHANGED_RETRIES):
             self._sync()
-            with self._rw.reading(), self.store.reading():
+            with self._rw.reading():
                 generation = self._state.generation
-                state = self.store.state()
-                seen = None if state is None else state.generation
-                expressions = self._expressions(texts, plan)
-                results = self._rank_plan(expressions, q, k, plan)
+                with self.store.reading():
+                    seen = [self.store.generation()]
+                    expressions = self._expressions(texts, plan)
+                    allowed, keyword_side = self._keyword_side(expressions, k, plan)
+                results = self._fused(self._dense_side(q, k, plan, allowed), keyword_side, k)
                 docs: dict = {}
                 marked: list[dict] = []
-                if fetch:
-                    docs = self.store.fetch([key for keys, _ in results for key in keys])
-                if snippets:
-                    marked = [self.store.snippets(expression, keys) if expression else {}
-                              for expression, (keys, _) in zip(expressions, results,
-                                                               strict=True)]
-            if self._dirty or seen is None or seen == generation:
+                if fetch or snippets:
+                    with self.store.reading():
+                        seen.append(self.store.generation())
+                        docs = self.store.fetch([key for keys, _ in results for key in keys])
+                        if snippets:
+                            marked = [self.store.snippets(expression, keys) if expression
+                                      else {} for expression, (keys, _)
+                                      in zip(expressions, results, strict=True)]
+            if self._dirty or all(value in (None, generation) for value in seen):
                 return results, docs, marked
             # else another process saved in between: search its generation
         raise EdgembedError(f"index {self.path} kept changing during a search; try again")
@@ -873,24 +878,34 @@ class Index:
                                               total, self.common_term_share)
                 for text in texts]
 
-    def _rank_plan(self, expressions: list[str | None], q: np.ndarray | None, k: int,
-                   plan: _Plan) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Dense, keyword or fused rankings per query. Caller holds `_rw` and a snapshot."""
+    def _keyword_side(self, expressions: list[str | None], k: int, plan: _Plan,
+                      ) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]] | None]:
+        """The keys the filters allow (None: all) and the keyword rankings (None: dense
+        search). Caller holds a snapshot of the store."""
         allowed = None
         if plan.folder is not None or plan.file_types is not None:
             allowed = np.asarray(self.store.keys_in_files(plan.folder, plan.file_types),
                                  dtype=np.uint64)
+        if plan.mode == "dense":
+            return allowed, None
+        depth = max(k, cascade.FUSION_DEPTH) if plan.mode == "hybrid" else k
+        within = None if allowed is None else allowed.tolist()
+        return allowed, [self.store.keyword_ranks(expression, depth, plan.keyword_syntax,
+                                                  within) for expression in expressions]
+
+    def _dense_side(self, q: np.ndarray | None, k: int, plan: _Plan,
+                    allowed: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """The dense rankings (None: keyword search). Caller holds the read side of `_rw`."""
+        if plan.mode == "keyword":
+            return None
         depth, rescore = k, plan.rescore
         if plan.mode == "hybrid":
             depth, rescore = cascade.fusion_depth(k, plan.rescore)
-        dense = keyword_side = None
-        if plan.mode != "keyword":
-            dense = self._rank(q, depth, rescore, plan.exact, self._rows_of(allowed))
-        if plan.mode != "dense":
-            keyword_side = [self.store.keyword_ranks(expression, depth, plan.keyword_syntax,
-                                                     None if allowed is None else
-                                                     allowed.tolist())
-                            for expression in expressions]
+        return self._rank(q, depth, rescore, plan.exact, self._rows_of(allowed))
+
+    @staticmethod
+    def _fused(dense: list | None, keyword_side: list | None,
+               k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         if dense is None or keyword_side is None:
             return dense if keyword_side is None else keyword_side
         return [cascade.fuse([dense_keys, keyword_keys], k)

@@ -326,6 +326,13 @@ class DocStore:
         with self._read():
             return self._state()
 
+    def generation(self) -> int | None:
+        """The committed generation (None for format version 1), in the current snapshot
+        when called inside `reading()`."""
+        with self._read():
+            state = self._state()
+        return None if state is None else state.generation
+
     def snapshot(self) -> tuple[IndexState | None, int]:
         """The commit record and the number of documents, read from one committed state."""
         with self._read():

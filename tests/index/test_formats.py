@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sample_documents
 
 from conftest import edgembed
 from edgembed import Index, default_package_path
@@ -22,8 +23,6 @@ pytest.importorskip("docx")
 pytest.importorskip("odf")
 
 DOCUMENTS = default_package_path().parent / "samples" / "documents"
-sys.path.insert(0, str(Path(__file__).parents[1]))
-import sample_documents  # noqa: E402
 
 
 def read(path: Path) -> list[formats.Document]:
