@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _watch(args: argparse.Namespace, index: Index) -> int:
     """Index, then update after every change until Ctrl-C; each update is one saved state."""
     from ..index.watch import watch_paths
@@ -59,6 +64,7 @@ def _watch(args: argparse.Namespace, index: Index) -> int:
 
     print(f"edgembed: watching {', '.join(args.paths)} (Ctrl-C stops)", file=sys.stderr,
           flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         watch_paths(index, args.paths, updated, poll=True if args.poll else None,
                     on_error=failed)

@@ -70,13 +70,20 @@ def changes(paths: Sequence[str | Path], stop: threading.Event, ignore: Path,
 def _events(watchfiles, paths: Sequence[str | Path], stop: threading.Event,
             ignore: Path) -> Iterator[None]:
     ignore = ignore.resolve()
+    roots = [Path(p).expanduser().resolve() for p in paths]
 
     def relevant(change, path: str) -> bool:
-        resolved = Path(path)
-        return not resolved.is_relative_to(ignore) and not resolved.name.startswith(".")
+        """Not the index's own files, nor hidden ones (as `walk` skips them: .git, ...)."""
+        changed = Path(path)
+        if changed.is_relative_to(ignore):
+            return False
+        for root in roots:
+            if changed.is_relative_to(root):
+                return not any(part.startswith(".") for part in
+                               changed.relative_to(root).parts)
+        return True
 
-    roots = [str(Path(p).expanduser()) for p in paths]
-    for _ in watchfiles.watch(*roots, watch_filter=relevant, stop_event=stop,
+    for _ in watchfiles.watch(*map(str, roots), watch_filter=relevant, stop_event=stop,
                               debounce=GATHER_MS, step=QUIET_MS, raise_interrupt=True):
         yield
 

@@ -78,9 +78,12 @@ class Watcher:
     thread, line by line."""
 
     def __init__(self, folder: Path, index: Path) -> None:
+        # Ctrl-C's signal reaches it even when these tests run in a background job (whose
+        # children start with SIGINT ignored)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edgembed", "index", str(folder), "--index", str(index),
-             "--watch"], stderr=subprocess.PIPE, text=True)
+             "--watch"], stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -109,7 +112,7 @@ def test_ctrl_c_stops_and_a_crash_between_saves_keeps_the_last_one(tmp_path,
     time.sleep(1.0)
     (folder / "b.txt").write_text("Blueberries like acid soil.\n")
     assert "1 new" in watcher.summary()
-    watcher.process.send_signal(signal.SIGINT)
+    watcher.process.send_signal(signal.SIGINT)  # Ctrl-C
     assert watcher.process.wait(TIMEOUT) == 0
     rest = []
     while not watcher.lines.empty():
