@@ -8,9 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -139,24 +136,3 @@ def set_manifest(package: Path, **changes) -> None:
     manifest = json.loads((package / "manifest.json").read_text())
     (package / "manifest.json").write_text(json.dumps({**manifest, **changes}))
 
-
-@contextmanager
-def running(app, limits=None):
-    """Serve an `edgembed serve` app on a free loopback port in this process (uvicorn in a
-    thread); yields the port."""
-    from edgembed.serve.app import bind_socket, make_server
-
-    sock = bind_socket("127.0.0.1", 0)
-    server = make_server(app, limits, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()

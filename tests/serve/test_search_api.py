@@ -11,10 +11,9 @@ import pytest
 
 pytest.importorskip("starlette")
 
-from conftest import running  # noqa: E402
 from edgembed import Index, default_package_path  # noqa: E402
 from edgembed.index import index_paths  # noqa: E402
-from edgembed.serve.app import create_app  # noqa: E402
+from edgembed.serve.app import create_app, running  # noqa: E402
 
 SAMPLES = default_package_path().parent / "samples"
 
@@ -50,8 +49,8 @@ def port(folder, tmp_path_factory, default_encoder):
     index_paths(index, [folder])
     index.close()
     reader = Index.open(path, encoder=default_encoder, view=True)
-    with running(create_app(default_encoder, reader)) as bound:
-        yield bound
+    with running(create_app(default_encoder, reader)) as url:
+        yield int(url.rsplit(":", 1)[1])
     reader.close()
 
 
@@ -105,6 +104,6 @@ def test_facets_files_and_page(port, folder):
 
 
 def test_no_page_without_an_index(default_encoder):
-    with running(create_app(default_encoder)) as bound:
-        status, raw, _ = get(bound, "GET", "/")
+    with running(create_app(default_encoder)) as url:
+        status, raw, _ = get(int(url.rsplit(":", 1)[1]), "GET", "/")
         assert status == 404 and json.loads(raw)["error"]["code"] == "no_index"

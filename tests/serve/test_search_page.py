@@ -20,10 +20,9 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("pypdf")
 
-from conftest import running  # noqa: E402
 from edgembed import Index, default_package_path  # noqa: E402
 from edgembed.index import index_paths  # noqa: E402
-from edgembed.serve.app import create_app  # noqa: E402
+from edgembed.serve.app import create_app, running  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -49,8 +48,8 @@ def served_index(tmp_path_factory, default_encoder) -> Path:
 @pytest.fixture(scope="module")
 def port(served_index, default_encoder):
     reader = Index.open(served_index, encoder=default_encoder, view=True)
-    with running(create_app(default_encoder, reader)) as bound:
-        yield bound
+    with running(create_app(default_encoder, reader)) as url:
+        yield int(url.rsplit(":", 1)[1])
     reader.close()
 
 
