@@ -11,6 +11,7 @@ from .errors import (
     IndexWriteError,
     ModelLoadError,
     PackageError,
+    QueryError,
 )
 from .package import Package, default_package_path, open_package
 
@@ -39,6 +40,7 @@ __all__ = [
     "ModelLoadError",
     "Package",
     "PackageError",
+    "QueryError",
     "__version__",
     "default_package_path",
     "open_package",

@@ -54,3 +54,7 @@ class IndexWriteError(EdgembedError):
 
 class IndexLockedError(IndexWriteError):
     """Another writer (process or Index object) has unsaved changes to this index."""
+
+
+class QueryError(EdgembedError):
+    """A search query that cannot be run as written (an FTS5 query with a syntax error)."""

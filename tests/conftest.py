@@ -135,3 +135,4 @@ def set_manifest(package: Path, **changes) -> None:
     """Change top-level fields of a package's manifest.json."""
     manifest = json.loads((package / "manifest.json").read_text())
     (package / "manifest.json").write_text(json.dumps({**manifest, **changes}))
+

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
 import sys
 from pathlib import Path
 
 from ..encoder import Encoder
 from ..errors import EdgembedError
-from ..index import META_FILE, Hit, Index, index_paths
+from ..index import META_FILE, Hit, Index, IngestReport, index_paths
 from ..index.shards import ShardedIndex, is_sharded
 
 
@@ -22,20 +24,56 @@ def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
         raise EdgembedError(f"no index at {args.index}; build one with: edgembed index PATH "
                             f"--index {args.index}")
     return Index.create(args.index, encoder or Encoder.load(threads=args.threads),
-                        mode=args.mode)
+                        mode=args.mode, keyword_tokenizer=args.keyword_tokenizer)
+
+
+def _summary(name: str, report: IngestReport, passages: int) -> str:
+    return (f"{name}: {report.added_files} new, {report.updated_files} changed, "
+            f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
+            f"{report.skipped_files} skipped files; +{report.passages_added} / "
+            f"-{report.passages_removed} passages; {passages} passages in the index")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     index = _open_or_create_index(args, create=True)
+    if args.watch:
+        return _watch(args, index)
     try:
         report = index_paths(index, args.paths)
         passages = len(index)
     finally:
         index.close()
-    print(f"{args.index}: {report.added_files} new, {report.updated_files} changed, "
-          f"{report.unchanged_files} unchanged, {report.removed_files} removed files; "
-          f"+{report.passages_added} / -{report.passages_removed} passages; "
-          f"{passages} passages in the index", file=sys.stderr)
+    print(_summary(args.index, report, passages), file=sys.stderr)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(args: argparse.Namespace, index: Index) -> int:
+    """Index, then update after every change until Ctrl-C; each update is one saved state."""
+    from ..index.watch import watch_paths
+
+    def updated(report: IngestReport) -> None:
+        print(_summary(args.index, report, len(index)), file=sys.stderr, flush=True)
+
+    def failed(exc: Exception) -> None:
+        message = " ".join(str(exc).split())
+        print(f"edgembed: warning: update failed, retried at the next change: {message}",
+              file=sys.stderr, flush=True)
+
+    print(f"edgembed: watching {', '.join(args.paths)} (Ctrl-C stops)", file=sys.stderr,
+          flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    try:
+        watch_paths(index, args.paths, updated, poll=True if args.poll else None,
+                    on_error=failed)
+    except KeyboardInterrupt:
+        print("edgembed: stopped watching; the index holds the last saved update",
+              file=sys.stderr)
+    finally:
+        index.close()  # drops an update cut short: the last save stands
     return 0
 
 
@@ -46,31 +84,39 @@ def _display_path(path: str) -> str:
         return path
 
 
-def _search(where: str, encoder: Encoder | None, query: str, k: int, rescore: int) -> list[Hit]:
-    """Search an index folder, a sharded index folder or a LanceDB table (lancedb:URI)."""
-    if where.startswith("lancedb:"):
-        from ..index.lance import LanceIndex
+def _search(args: argparse.Namespace, encoder: Encoder | None) -> list[Hit]:
+    """Search an index folder, a sharded index folder or a LanceDB table (lancedb:URI).
+    Sharded indexes and LanceDB tables hold no keyword table: they search densely."""
+    where = args.index
+    if where.startswith("lancedb:") or is_sharded(where):
+        if args.mode not in (None, "dense") or args.keyword_syntax or args.folder or args.type:
+            raise EdgembedError(f"{where} is searched by embeddings only: use --mode dense, "
+                                "without --keyword-syntax, --folder or --type")
+        if where.startswith("lancedb:"):
+            from ..index.lance import LanceIndex
 
-        return LanceIndex(where, encoder).search(query, k=k, rescore=rescore)
-    if is_sharded(where):
+            return LanceIndex(where, encoder).search(args.query, k=args.k, rescore=args.rescore)
         with ShardedIndex.open(where, encoder=encoder) as sharded:
-            return sharded.search(query, k=k, rescore=rescore)
+            return sharded.search(args.query, k=args.k, rescore=args.rescore)
     index = Index.open(where, encoder=encoder, view=True)
     try:
-        return index.search(query, k=k, rescore=rescore)
+        return index.search(args.query, k=args.k, mode=args.mode or "hybrid",
+                            rescore=args.rescore, keyword_syntax=args.keyword_syntax,
+                            folder=args.folder, file_types=args.type)
     finally:
         index.close()
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
-    hits = _search(args.index, encoder, args.query, args.k, args.rescore)
+    hits = _search(args, encoder)
     results = []
     for rank, hit in enumerate(hits, start=1):
         meta = hit.metadata or {}
         results.append({"rank": rank, "score": round(hit.score, 4), "id": hit.id,
                         "file": _display_path(meta["file"]) if "file" in meta else None,
-                        "passage": meta.get("passage"), "text": hit.text, "metadata": meta})
+                        "passage": meta.get("passage"), "page": meta.get("page"),
+                        "text": hit.text, "metadata": meta})
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return 0
@@ -80,6 +126,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         snippet = " ".join((row["text"] or "").split())
         snippet = snippet if len(snippet) <= 160 else snippet[:159] + "…"
         where = f"{row['file']} #{row['passage']}" if row["file"] else str(row["id"])
+        if row["page"] is not None:
+            where += f" (page {row['page']})"
         print(f"{row['rank']:>2}. {row['score']:.3f}  {where}\n    {snippet}")
     return 0
 
@@ -89,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     encoder = Encoder.load(args.model, threads=args.threads)
     report = evaluate(args.data, encoder, split=args.split, cache=args.cache,
-                      rescore=args.rescore)
+                      rescore=args.rescore, command=shlex.join(["edgembed", *sys.argv[1:]]))
     text = json.dumps(report, indent=2) + "\n"
     if args.out:
         try:
@@ -102,13 +150,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    index = commands.add_parser("index", help="index .txt/.md/.jsonl files for search "
+    index = commands.add_parser("index", help="index text, Markdown, PDF, HTML, Word, "
+                                "OpenDocument, e-mail and code files for search "
                                 "(incremental: unchanged files are skipped)")
     index.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     index.add_argument("--index", required=True, metavar="DIR", help="index directory")
     index.add_argument("--model", help="model package (default: the index's, or bundled)")
     index.add_argument("--mode", choices=("exact", "hnsw"), default="exact",
                        help="search mode of a new index (default: exact)")
+    index.add_argument("--keyword-tokenizer", metavar="NAME",
+                       help="keyword search of a new index: english (Porter stemming), "
+                       "unicode (any language, no stemming), trigram (substrings), or an "
+                       "FTS5 tokenize string (default: english for an English-only model, "
+                       "else unicode)")
+    index.add_argument("--watch", action="store_true",
+                       help="keep running: update the index whenever files change "
+                       "(Ctrl-C stops)")
+    index.add_argument("--poll", action="store_true",
+                       help="with --watch: poll the folders every 2 s instead of using "
+                       "file-system events")
     index.add_argument("--threads", type=int)
     index.set_defaults(func=cmd_index)
 
@@ -118,6 +178,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="index folder, sharded index folder (edgembed shards) or a "
                         "LanceDB table (lancedb:PATH[?table=NAME])")
     search.add_argument("-k", type=int, default=10, help="results (default 10)")
+    search.add_argument("--mode", choices=("hybrid", "dense", "keyword"), default=None,
+                        help="hybrid (default): embeddings and keywords fused; dense: "
+                        "embeddings only; keyword: BM25 only")
+    search.add_argument("--keyword-syntax", action="store_true",
+                        help="read QUERY as an FTS5 query (\"phrases\", AND, OR, NOT, "
+                        "prefix*), not as plain words")
+    search.add_argument("--folder", metavar="DIR", help="only files under this folder")
+    search.add_argument("--type", action="append", metavar="SUFFIX",
+                        help="only files of this type, e.g. pdf (repeatable)")
     search.add_argument("--rescore", type=int, default=4, metavar="M",
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
     search.add_argument("--model", help="model package (default: the index's)")

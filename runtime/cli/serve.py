@@ -27,9 +27,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     server = commands.add_parser("serve", help="local HTTP server: OpenAI-compatible "
-                                 "/v1/embeddings, /v1/search over an index, /health")
+                                 "/v1/embeddings, /health; with --index, /v1/search and a "
+                                 "search page at /")
     server.add_argument("--model", help="model package (default: the index's, or bundled)")
-    server.add_argument("--index", metavar="DIR", help="index served by /v1/search (read-only)")
+    server.add_argument("--index", metavar="DIR", help="index served by /v1/search and the "
+                        "search page at / (read-only)")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; others warn: no auth)")
     server.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks one")

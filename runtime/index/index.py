@@ -82,22 +82,32 @@ from usearch.index import Index as UsearchIndex
 
 from .. import codes as C
 from ..encoder import Encoder, check_texts, progress_bar
-from ..errors import EdgembedError, IndexFileError, IndexWriteError, reason
+from ..errors import (
+    EdgembedError,
+    IndexFileError,
+    IndexLockedError,
+    IndexWriteError,
+    reason,
+)
 from ..package import default_package_path, open_package, sha256_file
 from ..tokenizer import replace_lone_surrogates
-from . import cascade, scan
+from . import cascade, keyword, scan
 from .locks import ReadWriteLock, WriterLock
 from .scan import CodeColumns
-from .store import DocStore, FileState, IndexState, encode_id
+from .store import DocStore, FileState, IndexState, check_tokenizer, encode_id
 
 FORMAT_NAME = "edgembed-index"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: generation in index.json (upgraded at the first save)
+FORMAT_VERSION = 3
+# 1: generation in index.json (upgraded at the first save); 2: no keyword table (built when
+# first opened for writing)
+READABLE_VERSIONS = (1, 2, 3)
 META_FILE = "index.json"
 DOCS_FILE = "docs.sqlite"
 LOCK_FILE = "write.lock"
 VECTOR_FILES = ("codes.usearch", "keys.npy", "codes.npy", "int8.npy")
 MODES = ("exact", "hnsw")
+SEARCH_MODES = ("hybrid", "dense", "keyword")
+SNIPPET_CHARS = 240  # a hit with no keyword match shows its text's beginning, this long
 ADD_BLOCK = 1024  # texts encoded per step of `add`: bounds memory, drives the progress bar
 PROGRESS_MIN_TEXTS = 256
 # how often opening or searching starts over because a concurrent save replaced the
@@ -108,12 +118,29 @@ CHANGED_RETRIES = 20
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the caller's id, a cosine-like score, the text and metadata."""
+    """One search result: the caller's id, its score, the text and metadata. Scores are
+    comparable within one search mode: a cosine (dense), BM25 (keyword), or the fused
+    reciprocal-rank score (hybrid). `snippet` (asked for with ``snippets=True``) is the
+    passage around the query's words as alternating plain and matched segments (even
+    positions plain, odd positions matched)."""
 
     id: Any
     score: float
     text: str | None
     metadata: dict[str, Any] | None
+    snippet: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to search: see `Index.search`."""
+
+    mode: str = "hybrid"
+    rescore: int = 4
+    exact: bool | None = None
+    keyword_syntax: bool = False
+    folder: str | None = None
+    file_types: tuple[str, ...] | None = None
 
 
 def hit(docs: Mapping[int, tuple[Any, str | None, dict[str, Any] | None]], key: Any,
@@ -183,6 +210,10 @@ class Index:
         self.dim = int(meta["dim"])
         self.mode = meta["mode"]
         self.ranges = C.Int8Ranges.from_json(meta["int8"])
+        self.keyword_tokenizer = str(meta.get("keyword_tokenizer") or keyword.TOKENIZERS[
+            keyword.default_tokenizer(encoder.tokenizer.get_vocab())])
+        # keyword queries leave out words in more than this share of the documents
+        self.common_term_share = keyword.COMMON_TERM_SHARE
         self._rw = ReadWriteLock()  # arrays and usearch: searches share, changes exclude
         self._changing = threading.RLock()  # one change (add/remove/save) at a time
         self._writer = WriterLock(path / LOCK_FILE)
@@ -202,16 +233,27 @@ class Index:
 
     @classmethod
     def create(cls, path: str | Path, encoder: Encoder | None = None, mode: str = "exact",
-               connectivity: int = 16) -> Index:
-        """A new, empty index in directory `path` (created; must not hold an index yet)."""
+               connectivity: int = 16, keyword_tokenizer: str | None = None) -> Index:
+        """A new, empty index in directory `path` (created; must not hold an index yet).
+        `keyword_tokenizer` is how keyword search cuts text into words: "english" (Porter
+        stemming), "unicode" (any language, no stemming), "trigram" (substrings), or an
+        FTS5 tokenize string; None picks "english" for an English-only model and
+        "unicode" for any other (see `edgembed.index.keyword`)."""
         if mode not in MODES:
             raise EdgembedError(f"mode must be one of {MODES}, got {mode!r}")
+        encoder = encoder or Encoder.load()
+        if keyword_tokenizer is None:
+            keyword_tokenizer = keyword.default_tokenizer(encoder.tokenizer.get_vocab())
+        try:
+            tokenize = keyword.tokenizer_spec(keyword_tokenizer)
+        except ValueError as exc:
+            raise EdgembedError(str(exc)) from None
+        check_tokenizer(tokenize)
         root = Path(path).expanduser()
         if (root / META_FILE).exists():
             raise EdgembedError(f"{root} already holds an index; open it with Index.open")
         if root.exists() and not root.is_dir():
             raise EdgembedError(f"{root} exists and is not a directory")
-        encoder = encoder or Encoder.load()
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -221,7 +263,7 @@ class Index:
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "package_id": encoder.package.package_id, "package_path": str(encoder.path),
             "dim": encoder.dim, "mode": mode, "connectivity": connectivity,
-            "int8": encoder.int8_ranges.to_json(),
+            "int8": encoder.int8_ranges.to_json(), "keyword_tokenizer": tokenize,
         }
         writer = WriterLock(root / LOCK_FILE)
         writer.acquire()
@@ -236,6 +278,8 @@ class Index:
                         "damaged index or another program's file; remove it or use another "
                         "directory")
                 store.begin()
+                if not store.has_keyword_table():
+                    store.create_keyword_table(tokenize)
                 store.set_state(IndexState(0, 0, 0, {}))
                 store.commit()
             finally:
@@ -267,7 +311,22 @@ class Index:
         if int(meta["dim"]) != encoder.dim:
             raise IndexFileError(f"{root / META_FILE} says {meta['dim']} dimensions, the model "
                                  f"has {encoder.dim} (damaged index metadata)")
-        return cls(root, encoder, meta, view=view, verify=verify)
+        index = cls(root, encoder, meta, view=view, verify=verify)
+        if not view and not index.store.has_keyword_table():
+            index._add_keyword_table()
+        return index
+
+    def _add_keyword_table(self) -> None:
+        """Build the keyword table of an index of format version 2, unless another writer
+        is busy with it (then its writer does, at its next change)."""
+        try:
+            self.begin_write()
+            self.save()
+        except IndexLockedError:
+            pass
+        except BaseException:
+            self.close()
+            raise
 
     def _gen_dir(self, generation: int) -> Path:
         return self.path / f"gen-{generation}"
@@ -408,6 +467,8 @@ class Index:
         self._writer.acquire()
         try:
             self.store.begin()
+            if not self.store.has_keyword_table():  # format version 2
+                self.store.create_keyword_table(self.keyword_tokenizer)
             state = self.store.state()
             if state is not None and state.generation != self._state.generation:
                 self._load_committed()  # inside the write transaction: the latest state
@@ -627,6 +688,7 @@ class Index:
                     self.meta = {key: value for key, value in self.meta.items()
                                  if key not in ("generation", "next_key", "count")}
                     self.meta["format_version"] = FORMAT_VERSION
+                    self.meta["keyword_tokenizer"] = self.keyword_tokenizer
                     _write_json_atomic(self.path / META_FILE, self.meta)
             except OSError:
                 pass  # the commit stands; leftovers are removed by the next save
@@ -702,45 +764,212 @@ class Index:
 
     # ------------------------------------------------------------ searching
 
-    def search(self, queries: str | Sequence[str], k: int = 10, *, rescore: int = 4,
-               exact: bool | None = None) -> list[Hit] | list[list[Hit]]:
+    def search(self, queries: str | Sequence[str], k: int = 10, *, mode: str = "hybrid",
+               rescore: int = 4, exact: bool | None = None, keyword_syntax: bool = False,
+               folder: str | Path | None = None, file_types: Sequence[str] | None = None,
+               snippets: bool = False, vectors: np.ndarray | None = None,
+               ) -> list[Hit] | list[list[Hit]]:
         """Search by text: a list of hits for one query (a str), a list of lists for several.
-        Queries get the model's query prefix. See the module docstring for `rescore`;
-        `exact=None` searches as the index's mode does (`exact=False` walks the HNSW graph
-        of a mode="hnsw" index)."""
-        _check_k_rescore(k, rescore)
-        vectors, single = query_vectors(self.encoder, queries)
-        hits = self.search_vectors(vectors, k, rescore=rescore, exact=exact)
+
+        `mode`: "hybrid" (the default) fuses the dense and the keyword ranking (see
+        `cascade.fuse`); "dense" ranks by the embedding cascade (queries get the model's
+        query prefix; see the module docstring for `rescore` and `exact`); "keyword" ranks
+        documents holding any of the query's words by BM25. `keyword_syntax=True` reads
+        the query as an FTS5 query (phrases, AND, OR, NOT, prefix*) instead of plain
+        words. `folder` and `file_types` (suffixes such as ".pdf") keep only passages of
+        files indexed by `edgembed index` there. `snippets=True` adds each hit's
+        highlighted passage (`Hit.snippet`). `vectors`: the queries' vectors
+        (kind="query"), if they are encoded already."""
+        single = isinstance(queries, str)
+        texts = check_texts(queries)
+        plan = self._plan(k, mode, rescore, exact, keyword_syntax, folder, file_types)
+        hits = self._search(texts, self._given_or_encoded(texts, vectors, plan), k, plan,
+                            snippets)
         return hits[0] if single else hits
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
                        exact: bool | None = None) -> list[list[Hit]]:
-        """`search` for float query vectors (the model's, kind="query"): per query, its hits.
-        The hits' documents are read from the same committed state as the vectors searched."""
-        q = self._check_search(vectors, k, rescore)
-        for _ in range(CHANGED_RETRIES):
-            self._sync()
-            with self._rw.reading():
-                generation = self._state.generation
-                results = self._rank(q, k, rescore, exact)
-                seen, docs = self.store.fetch_at([key for keys, _ in results for key in keys])
-            if self._dirty or seen is None or seen == generation:
-                break  # else another process saved in between: search its generation
-        else:
-            raise EdgembedError(f"index {self.path} kept changing during a search; try again")
-        return [[hit(docs, key, score, self.store.path) for key, score in zip(keys, scores,
-                                                                             strict=True)]
-                for keys, scores in results]
+        """Dense `search` for float query vectors (the model's, kind="query"): per query, its
+        hits. The hits' documents are read from the same committed state as the vectors
+        searched."""
+        plan = self._plan(k, "dense", rescore, exact)
+        return self._search(None, self._query_matrix(vectors), k, plan, snippets=False)
+
+    def rank(self, queries: Sequence[str], k: int = 10, *, mode: str = "hybrid",
+             vectors: np.ndarray | None = None, rescore: int = 4, exact: bool | None = None,
+             keyword_syntax: bool = False, folder: str | Path | None = None,
+             file_types: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The low-level form of `search`, for evaluation: per query, the internal keys
+        (uint64, in the order documents were added) and float32 scores of its results,
+        best first, without reading any document. `vectors` are the queries' vectors
+        (kind="query") if they are encoded already."""
+        texts = check_texts(list(queries))
+        plan = self._plan(k, mode, rescore, exact, keyword_syntax, folder, file_types)
+        return self._ranked(texts, self._given_or_encoded(texts, vectors, plan), k, plan,
+                            fetch=False)[0]
 
     def rank_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
                      exact: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The low-level form of `search_vectors`, for evaluation: per query, the internal
-        keys (uint64, in the order documents were added) and float32 scores of its results,
-        best first, without reading any document."""
+        """`rank` by the dense cascade alone, for query vectors."""
         q = self._check_search(vectors, k, rescore)
         self._sync()
         with self._rw.reading():
             return self._rank(q, k, rescore, exact)
+
+    def indexed_file(self, path: str | Path) -> FileState | None:
+        """The indexed file at `path` (as `edgembed index` recorded it), or None."""
+        return self.store.file(str(path))
+
+    def facets(self) -> dict[str, list[str]]:
+        """The folders holding files indexed by `edgembed index` and their file types: what
+        `search(folder=..., file_types=...)` can filter by."""
+        folders, types = self.store.file_facets()
+        return {"folders": folders, "file_types": types}
+
+    def _plan(self, k: int, mode: str, rescore: int, exact: bool | None,
+              keyword_syntax: bool = False, folder: str | Path | None = None,
+              file_types: Sequence[str] | None = None) -> _Plan:
+        _check_k_rescore(k, rescore)
+        if mode not in SEARCH_MODES:
+            raise EdgembedError(f"search mode must be one of {', '.join(SEARCH_MODES)}, "
+                                f"got {mode!r}")
+        if file_types is not None:
+            if isinstance(file_types, str):
+                file_types = [file_types]
+            file_types = tuple(t if t.startswith(".") else "." + t for t in file_types)
+        if folder is not None:
+            folder = str(Path(folder).expanduser().resolve())
+        if mode != "dense" or keyword_syntax:
+            self._check_keyword_table()
+        self._exact(exact)  # refuse exact=False on an exact index before encoding anything
+        return _Plan(mode, rescore, exact, bool(keyword_syntax), folder, file_types)
+
+    def _check_keyword_table(self) -> None:
+        if not self.store.has_keyword_table():
+            raise IndexFileError(
+                f"index {self.path} has no keyword table yet (index format version 2): open "
+                "it once for writing (run `edgembed index` on it again, or Index.open(path) "
+                "without view=True) to build it, or search with mode='dense'")
+
+    def _given_or_encoded(self, texts: list[str], vectors: np.ndarray | None,
+                          plan: _Plan) -> np.ndarray | None:
+        """The queries' vectors: as given (checked), or encoded; None for keyword search."""
+        if plan.mode == "keyword":
+            return None
+        if vectors is not None:
+            vectors = self._query_matrix(vectors)
+            if len(vectors) != len(texts):
+                raise EdgembedError(f"{len(vectors)} query vectors for {len(texts)} queries")
+            return vectors
+        if not texts:
+            return np.empty((0, self.dim), np.float32)
+        return self.encoder.encode(texts, kind="query")
+
+    def _search(self, texts: list[str] | None, q: np.ndarray | None, k: int, plan: _Plan,
+                snippets: bool) -> list[list[Hit]]:
+        results, docs, marked = self._ranked(texts, q, k, plan, fetch=True, snippets=snippets)
+        hits = []
+        for position, (keys, scores) in enumerate(results):
+            row = []
+            for key, score in zip(keys, scores, strict=True):
+                if int(key) not in docs:  # documents are never removed before their vectors
+                    raise IndexFileError(f"document store {self.store.path} is damaged: no "
+                                         f"document for vector {int(key)}")
+                doc_id, text, meta = docs[int(key)]
+                snippet = None
+                if snippets:
+                    snippet = tuple(marked[position].get(int(key)) or
+                                    [_leading(text or "", SNIPPET_CHARS)])
+                row.append(Hit(doc_id, float(score), text, meta, snippet))
+            hits.append(row)
+        return hits
+
+    def _ranked(self, texts: list[str] | None, q: np.ndarray | None, k: int, plan: _Plan,
+                fetch: bool, snippets: bool = False,
+                ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict, list[dict]]:
+        """Rankings per query and, with `fetch`, their documents (and snippets), all from
+        one committed state: the vectors searched, the keyword table, the documents. The
+        dense ranking runs between the two SQLite reads, so concurrent searches share the
+        connection only for those."""
+        for _ in range(CHANGED_RETRIES):
+            self._sync()
+            with self._rw.reading():
+                generation = self._state.generation
+                with self.store.reading():
+                    seen = [self.store.generation()]
+                    expressions = self._expressions(texts, plan)
+                    allowed, keyword_side = self._keyword_side(expressions, k, plan)
+                results = self._fused(self._dense_side(q, k, plan, allowed), keyword_side, k)
+                docs: dict = {}
+                marked: list[dict] = []
+                if fetch or snippets:
+                    with self.store.reading():
+                        seen.append(self.store.generation())
+                        docs = self.store.fetch([key for keys, _ in results for key in keys])
+                        if snippets:
+                            marked = [self.store.snippets(expression, keys) if expression
+                                      else {} for expression, (keys, _)
+                                      in zip(expressions, results, strict=True)]
+            if self._dirty or all(value in (None, generation) for value in seen):
+                return results, docs, marked
+            # else another process saved in between: search its generation
+        raise EdgembedError(f"index {self.path} kept changing during a search; try again")
+
+    def _expressions(self, texts: list[str] | None, plan: _Plan) -> list[str | None]:
+        """Per query, its FTS5 query (None: no keyword side, or no informative word)."""
+        if texts is None:
+            return []
+        if plan.keyword_syntax:
+            return [text if text.strip() else None for text in texts]
+        if plan.mode == "dense" or not self.store.has_keyword_table():
+            return [None] * len(texts)
+        total = len(self._keys)
+        return [self.store.keyword_expression(keyword.words(text), self.keyword_tokenizer,
+                                              total, self.common_term_share)
+                for text in texts]
+
+    def _keyword_side(self, expressions: list[str | None], k: int, plan: _Plan,
+                      ) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]] | None]:
+        """The keys the filters allow (None: all) and the keyword rankings (None: dense
+        search). Caller holds a snapshot of the store."""
+        allowed = None
+        if plan.folder is not None or plan.file_types is not None:
+            allowed = np.asarray(self.store.keys_in_files(plan.folder, plan.file_types),
+                                 dtype=np.uint64)
+        if plan.mode == "dense":
+            return allowed, None
+        depth = max(k, cascade.FUSION_DEPTH) if plan.mode == "hybrid" else k
+        within = None if allowed is None else allowed.tolist()
+        return allowed, [self.store.keyword_ranks(expression, depth, plan.keyword_syntax,
+                                                  within) for expression in expressions]
+
+    def _dense_side(self, q: np.ndarray | None, k: int, plan: _Plan,
+                    allowed: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """The dense rankings (None: keyword search). Caller holds the read side of `_rw`."""
+        if plan.mode == "keyword":
+            return None
+        depth, rescore = k, plan.rescore
+        if plan.mode == "hybrid":
+            depth, rescore = cascade.fusion_depth(k, plan.rescore)
+        return self._rank(q, depth, rescore, plan.exact, self._rows_of(allowed))
+
+    @staticmethod
+    def _fused(dense: list | None, keyword_side: list | None,
+               k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        if dense is None or keyword_side is None:
+            return dense if keyword_side is None else keyword_side
+        return [cascade.fuse([dense_keys, keyword_keys], k)
+                for (dense_keys, _), (keyword_keys, _) in zip(dense, keyword_side,
+                                                              strict=True)]
+
+    def _rows_of(self, keys: np.ndarray | None) -> np.ndarray | None:
+        """Rows of these keys in the arrays (keys not there are left out)."""
+        if keys is None:
+            return None
+        rows = np.searchsorted(self._keys, keys)
+        inside = rows < len(self._keys)
+        rows = rows[inside]
+        return rows[self._keys[rows] == keys[inside]]
 
     def candidates(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
                    exact: bool | None = None) -> list[np.ndarray]:
@@ -767,10 +996,11 @@ class Index:
             return self._hamming(q, count, self._exact(exact))
 
     def _rank(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
-              ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The whole cascade; keys and scores per query. Caller holds the read side of `_rw`."""
+              within: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The whole cascade; keys and scores per query. Caller holds the read side of `_rw`.
+        `within` restricts the search to these rows: the first stage then scans them all."""
         out = []
-        for vector, (rows, scores) in zip(q, self._first_stage(q, k, rescore, exact),
+        for vector, (rows, scores) in zip(q, self._first_stage(q, k, rescore, exact, within),
                                           strict=True):
             if rescore:
                 rows, scores = cascade.rescore_int8(vector, self._int8, rows, self.ranges, k)
@@ -806,12 +1036,15 @@ class Index:
         return exact
 
     def _first_stage(self, q: np.ndarray, k: int, rescore: int, exact: bool | None,
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Steps 1-2: Hamming candidates, refined by the asymmetric score; (rows, scores)."""
-        if len(self._keys) == 0 or len(q) == 0:
+                     rows: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Steps 1-2: Hamming candidates, refined by the asymmetric score; (rows, scores).
+        Given `rows`, they are the candidates (no Hamming step)."""
+        if len(self._keys) == 0 or len(q) == 0 or (rows is not None and len(rows) == 0):
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in q]
         keep, pool = cascade.pool_sizes(k, rescore)
-        return [cascade.refine(vector, self._codes, rows, keep) for vector, (rows, _) in
+        if rows is not None:
+            return [cascade.refine(vector, self._codes, rows, keep) for vector in q]
+        return [cascade.refine(vector, self._codes, found, keep) for vector, (found, _) in
                 zip(q, self._hamming_rows(q, pool, self._exact(exact)), strict=True)]
 
     def _hamming(self, q: np.ndarray, count: int, exact: bool) -> list[np.ndarray]:
@@ -855,6 +1088,15 @@ def _id_list(ids: Any) -> list[Any]:
         raise TypeError(f"ids must be an id (str or int) or a sequence of ids, got "
                         f"{type(ids).__name__}")
     return list(ids)
+
+
+def _leading(text: str, limit: int) -> str:
+    """The beginning of `text`, whitespace runs made one space, cut at a word."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit)
+    return flat[:cut if cut > limit // 2 else limit] + " …"
 
 
 def _check_count(name: str, value: int, low: int = 1) -> None:

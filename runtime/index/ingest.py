@@ -1,16 +1,17 @@
-"""Turn folders of .txt/.md/.jsonl files into index passages, incrementally.
+"""Turn folders of files into index passages, incrementally.
 
-Long documents are cut into overlapping passages that fit the model's max_seq_length, using
-the tokenizer's character offsets so that every passage is an exact slice of the file's
+`formats` reads each file into documents (a PDF page, an e-mail, an HTML page, ...). Long
+documents are cut into overlapping passages that fit the model's max_seq_length, using the
+tokenizer's character offsets so that every passage is an exact slice of its document's
 text. A file whose size and mtime are unchanged is skipped without being read; a touched
 file whose sha256 is unchanged is skipped too; a changed file has its passages replaced;
-a file that disappeared from a walked folder has its passages removed.
+a file that disappeared from a walked folder has its passages removed. A file that cannot
+be read is skipped with a one-line reason, and the run goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +21,11 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from ..errors import EdgembedError
+from .formats import SUFFIXES, MissingExtra, UnreadableFile, heading_at, read_documents
 from .index import Index
 from .store import FileState
 
-SUFFIXES = (".txt", ".md", ".jsonl")
 OVERLAP_TOKENS = 32
-TEXT_FIELDS = ("text", "contents", "content", "body")
 # a passage ends after one of these if one falls in the window's last quarter
 BREAK_CHARS = frozenset(".!?\n")
 
@@ -36,6 +36,7 @@ class IngestReport:
     updated_files: int = 0
     unchanged_files: int = 0
     removed_files: int = 0
+    skipped_files: int = 0
     passages_added: int = 0
     passages_removed: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -94,42 +95,6 @@ def walk(paths: Sequence[str | Path]) -> Iterator[Path]:
             raise EdgembedError(f"no such file or folder: {root}")
 
 
-def _records(path: Path, data: bytes, warnings: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(text, metadata) of each document in a file."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        warnings.append(f"{path}: not UTF-8 (byte {exc.start}), skipped")
-        return []
-    if path.suffix.lower() != ".jsonl":
-        return [(text, {})]
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.append(f"{path}:{number}: not JSON, skipped")
-            continue
-        if isinstance(record, str):
-            records.append((record, {"line": number}))
-            continue
-        if not isinstance(record, dict):
-            warnings.append(f"{path}:{number}: not a JSON object or string, skipped")
-            continue
-        body = next((record[f] for f in TEXT_FIELDS if isinstance(record.get(f), str)), "")
-        title = record.get("title") if isinstance(record.get("title"), str) else ""
-        meta: dict[str, Any] = {"line": number}
-        record_id = record.get("id", record.get("_id"))
-        if isinstance(record_id, (str, int)):
-            meta["record_id"] = record_id
-        if title:
-            meta["title"] = title
-        records.append(((title + "\n" + body).strip() if title else body, meta))
-    return records
-
-
 def passage_id(path: str, number: int) -> str:
     return f"{path}#{number}"
 
@@ -149,6 +114,7 @@ def index_paths(index: Index, paths: Sequence[str | Path],
     texts: list[str] = []
     ids: list[str] = []
     metadata: list[dict[str, Any]] = []
+    missing: dict[str, list[Path]] = {}  # one warning per missing library
     for path in found:
         key = str(path)
         old = known.get(key)
@@ -160,12 +126,27 @@ def index_paths(index: Index, paths: Sequence[str | Path],
             data = path.read_bytes()
         except OSError as exc:  # vanished or unreadable since the walk: keep what we had
             report.warnings.append(f"{path}: cannot read ({exc.strerror or exc}), skipped")
+            report.skipped_files += 1
             continue
         digest = hashlib.sha256(data).hexdigest()
         if old and old.sha256 == digest:
             index.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest,
                                      old.n_passages))
             report.unchanged_files += 1
+            continue
+        try:
+            documents = read_documents(path, data, report.warnings)
+        except MissingExtra as exc:  # keep what the index had: installing the extra fixes it
+            missing.setdefault(str(exc), []).append(path)
+            report.skipped_files += 1
+            continue
+        except UnreadableFile as exc:  # its content is gone: so are its passages
+            report.warnings.append(f"{path}: {exc}, skipped")
+            report.skipped_files += 1
+            if old:
+                report.passages_removed += index.remove(
+                    [passage_id(key, i) for i in range(old.n_passages)])
+                index.drop_file(key)
             continue
         if old:
             report.passages_removed += index.remove(
@@ -174,12 +155,16 @@ def index_paths(index: Index, paths: Sequence[str | Path],
         else:
             report.added_files += 1
         count = 0
-        for text, meta in _records(path, data, report.warnings):
-            for start, end in chunker.passages(text):
-                texts.append(text[start:end])
+        for document in documents:
+            for start, end in chunker.passages(document.text):
+                meta = {"file": key, "passage": count, "start": start, "end": end,
+                        **document.metadata}
+                heading = heading_at(document.headings, start, end)
+                if heading:
+                    meta["heading"] = heading
+                texts.append(document.text[start:end])
                 ids.append(passage_id(key, count))
-                metadata.append({"file": key, "passage": count, "start": start, "end": end,
-                                 **meta})
+                metadata.append(meta)
                 count += 1
         index.set_file(FileState(key, stat.st_size, stat.st_mtime_ns, digest, count))
     present = {str(p) for p in found}  # an unreadable file keeps its passages
@@ -193,6 +178,8 @@ def index_paths(index: Index, paths: Sequence[str | Path],
         index.add(texts, ids=ids, metadata=metadata, show_progress=show_progress)
         report.passages_added = len(texts)
     index.save()
+    for why, paths in missing.items():
+        report.warnings.append(f"{len(paths)} file(s) skipped, such as {paths[0]}: {why}")
     for warning in report.warnings:
         print(f"edgembed: warning: {warning}", file=sys.stderr)
     return report

@@ -13,6 +13,11 @@ leaves the store as it was. Readers read in short snapshots (`snapshot`, `fetch_
 database runs in WAL mode with full fsync: readers in other processes never wait for the
 writer, see only committed states, and a commit survives a crash.
 
+The `docs_fts` table (SQLite FTS5) indexes the documents' texts for keyword search. It is
+an external-content table over `docs`, kept up to date by triggers, so every change to
+`docs` changes it in the same transaction: keyword search sees exactly the committed
+documents, and crash safety needs nothing more.
+
 One connection serves all threads of an `Index`, serialised by a lock; every SQLite failure
 becomes an edgembed error that names the file.
 """
@@ -30,7 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgembedError, IndexFileError, IndexWriteError, reason
+import numpy as np
+
+from ..errors import EdgembedError, IndexFileError, IndexWriteError, QueryError, reason
+from .keyword import COMMON_TERM_DOCS, COMMON_TERM_SHARE, quoted, snippet_segments, sql_string
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -54,6 +62,34 @@ CREATE TABLE IF NOT EXISTS state (
     files TEXT NOT NULL           -- JSON {file name in gen-N: {"bytes": n, "sha256": hex}}
 );
 """
+# the keyword table: an FTS5 index of docs.text, external content (the text is stored once,
+# in docs), kept in step with docs by triggers
+KEYWORD_SCHEMA = (
+    """CREATE VIRTUAL TABLE docs_fts USING fts5(
+        text, content='docs', content_rowid='key', tokenize={tokenize})""",
+    """CREATE TRIGGER docs_fts_insert AFTER INSERT ON docs BEGIN
+        INSERT INTO docs_fts (rowid, text) VALUES (new.key, new.text);
+    END""",
+    """CREATE TRIGGER docs_fts_delete AFTER DELETE ON docs BEGIN
+        INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.key, old.text);
+    END""",
+    """CREATE TRIGGER docs_fts_update AFTER UPDATE ON docs BEGIN
+        INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.key, old.text);
+        INSERT INTO docs_fts (rowid, text) VALUES (new.key, new.text);
+    END""",
+)
+# per connection, in its temp schema (never written to the file): the query's words run
+# through the index's own tokenizer, and the number of documents holding each term
+QUERY_TERMS_SCHEMA = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words USING fts5(text, content='', "
+    "tokenize={tokenize})",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5vocab(temp, query_words, "
+    "'instance')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.docs_terms USING fts5vocab(main, docs_fts, 'row')",
+)
+COUNT_CACHE_TERMS = 100_000  # remembered document counts, at most
+SNIPPET_MARKS = ("\x02", "\x03")  # around matched words in FTS5 snippets
+SNIPPET_TOKENS = 40
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -101,6 +137,26 @@ def _writable_dir(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
+def check_tokenizer(tokenize: str) -> None:
+    """Refuse an FTS5 tokenizer SQLite does not know, before any file is touched."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize={sql_string(tokenize)})")
+    except sqlite3.Error as exc:
+        raise EdgembedError(f"invalid keyword tokenizer {tokenize!r}: {reason(exc)}") from None
+    finally:
+        db.close()
+
+
+def _query_error(exc: sqlite3.Error) -> bool:
+    """An error in an FTS5 query the user wrote (syntax, unknown column), not in the file."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11
+    if name is not None:
+        return name == "SQLITE_ERROR"
+    return isinstance(exc, sqlite3.OperationalError) and not str(exc).startswith(
+        ("disk I/O", "database disk image", "unable to open", "database is locked"))
+
+
 def _kind_of_trouble(exc: sqlite3.Error) -> str:
     name = getattr(exc, "sqlite_errorname", "")  # Python >= 3.11
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
@@ -119,6 +175,10 @@ class DocStore:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._closed = False
+        self._query_terms_ready = False
+        self._has_keyword_table = False
+        self._counts: dict[str, int] = {}  # term → documents holding it (read-only stores)
+        self._counts_version = -1
         try:
             if readonly:
                 self.db = sqlite3.connect(_readonly_uri(path), uri=True,
@@ -185,6 +245,8 @@ class DocStore:
         with self._guard(writing=True, begin=False):
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+            # tables made in the transaction are gone
+            self._query_terms_ready = self._has_keyword_table = False
 
     def checkpoint(self) -> None:
         """Copy committed pages from the WAL into docs.sqlite, without waiting for readers,
@@ -211,6 +273,12 @@ class DocStore:
                 yield
             finally:
                 self.db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every read inside sees the same committed state (nests: inner reads join it)."""
+        with self._read():
+            yield
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -257,6 +325,13 @@ class DocStore:
         """The commit record, or None for an index of format version 1 not yet re-saved."""
         with self._read():
             return self._state()
+
+    def generation(self) -> int | None:
+        """The committed generation (None for format version 1), in the current snapshot
+        when called inside `reading()`."""
+        with self._read():
+            state = self._state()
+        return None if state is None else state.generation
 
     def snapshot(self) -> tuple[IndexState | None, int]:
         """The commit record and the number of documents, read from one committed state."""
@@ -347,3 +422,153 @@ class DocStore:
     def drop_file(self, path: str) -> None:
         with self._guard(writing=True):
             self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    # -------------------------------------------------------------- keyword search
+
+    def has_keyword_table(self) -> bool:
+        """Whether the keyword table exists (it is never dropped: once seen, known)."""
+        if not self._has_keyword_table:
+            with self._read():
+                self._has_keyword_table = self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'docs_fts'"
+                ).fetchone() is not None
+        return self._has_keyword_table
+
+    def create_keyword_table(self, tokenize: str) -> None:
+        """Create the keyword table with this FTS5 tokenizer and fill it from `docs`, in the
+        writer's transaction (committed with the next `commit`)."""
+        with self._guard(writing=True):
+            for statement in KEYWORD_SCHEMA:
+                self.db.execute(statement.format(tokenize=sql_string(tokenize)))
+            self.db.execute("INSERT INTO docs_fts (docs_fts) VALUES ('rebuild')")
+
+    def _informative_words(self, words: Sequence[str], tokenize: str, total: int,
+                           share: float) -> list[str]:
+        """The words of a query holding a term found in at most `share` of the documents (or
+        in at most COMMON_TERM_DOCS: small indexes keep every word); all of them if that
+        leaves none. Common terms move BM25 little (above half the documents
+        not at all: FTS5 floors their IDF at zero) but scoring them costs a pass over most
+        of the index; the dense ranking still reads them."""
+        if not self._query_terms_ready:
+            for statement in QUERY_TERMS_SCHEMA:
+                self.db.execute(statement.format(tokenize=sql_string(tokenize)))
+            self._query_terms_ready = True
+        self.db.execute("SAVEPOINT query_words")  # undone below: nothing is ever written
+        try:
+            self.db.executemany("INSERT INTO temp.query_words (rowid, text) VALUES (?, ?)",
+                                list(enumerate(words)))
+            terms = self.db.execute("SELECT doc, term FROM temp.query_terms").fetchall()
+        finally:
+            self.db.execute("ROLLBACK TO query_words")
+            self.db.execute("RELEASE query_words")
+        if not terms:
+            return []
+        counts = self._document_counts(sorted({term for _, term in terms}))
+        limit = max(share * total, COMMON_TERM_DOCS)
+        keep = sorted({position for position, term in terms if 0 < counts.get(term, 0) <= limit})
+        return [words[position] for position in keep] or list(words)
+
+    def _document_counts(self, terms: list[str]) -> dict[str, int]:
+        """How many documents hold each term. Counting walks the term's list of documents,
+        so a read-only store remembers counts until another connection commits."""
+        if not self.readonly:
+            return self._count_documents(terms)
+        version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._counts_version or len(self._counts) > COUNT_CACHE_TERMS:
+            self._counts, self._counts_version = {}, version
+        missing = [term for term in terms if term not in self._counts]
+        if missing:
+            found = self._count_documents(missing)
+            self._counts.update({term: found.get(term, 0) for term in missing})
+        return {term: self._counts[term] for term in terms}
+
+    def _count_documents(self, terms: list[str]) -> dict[str, int]:
+        marks = ",".join("?" * len(terms))
+        return dict(self.db.execute(
+            f"SELECT term, doc FROM temp.docs_terms WHERE term IN ({marks})", terms))
+
+    def keyword_expression(self, words: Sequence[str], tokenize: str, total: int,
+                           share: float = COMMON_TERM_SHARE) -> str | None:
+        """The FTS5 query for a person's words: any of its informative words, quoted."""
+        if not words:
+            return None
+        with self._read():
+            return quoted(self._informative_words(words, tokenize, total, share))
+
+    def keyword_ranks(self, expression: str | None, limit: int, user_syntax: bool = False,
+                      allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and BM25 scores (higher is better) of the `limit` best documents for an FTS5
+        query (`user_syntax`: as a person wrote it, so errors in it are theirs to fix).
+        `allowed` restricts the search to these keys."""
+        if expression is None:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        raw = expression if user_syntax else None
+        with self._read():
+            # bm25() once per row: "ORDER BY rank" would compute it a second time
+            sql = "SELECT rowid, bm25(docs_fts) AS score FROM docs_fts WHERE docs_fts MATCH ?"
+            params: list[Any] = [expression]
+            if allowed is not None:
+                sql += " AND rowid IN (SELECT value FROM json_each(?))"
+                params.append(json.dumps([int(key) for key in allowed]))
+            try:
+                rows = self.db.execute(sql + " ORDER BY score LIMIT ?",
+                                       [*params, limit]).fetchall()
+            except sqlite3.Error as exc:
+                if raw is not None and _query_error(exc):
+                    raise QueryError(f"invalid keyword query {raw[:100]!r}: "
+                                        f"{reason(exc, 200)}") from None
+                raise
+        keys = np.array([row[0] for row in rows], dtype=np.uint64)
+        return keys, -np.array([row[1] for row in rows], dtype=np.float32)  # higher: better
+
+    def snippets(self, expression: str, keys: Sequence[int]) -> dict[int, list[str]]:
+        """key → the passage around the best matches of `expression` (an FTS5 query) as
+        alternating plain and matched segments, for the keys whose text matches."""
+        start, end = SNIPPET_MARKS
+        unique = list(dict.fromkeys(int(k) for k in keys))
+        if not unique:
+            return {}
+        with self._read():
+            rows = self.db.execute(
+                "SELECT rowid, snippet(docs_fts, 0, ?, ?, '…', ?) FROM docs_fts "
+                "WHERE docs_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
+                (start, end, SNIPPET_TOKENS, expression, json.dumps(unique))).fetchall()
+        return {int(key): snippet_segments(text, start, end) for key, text in rows}
+
+    def keys_in_files(self, folder: str | None, suffixes: Sequence[str] | None) -> list[int]:
+        """Keys of the passages of indexed files under `folder` whose names end with one of
+        `suffixes` (case-insensitive); None means any."""
+        sql = "SELECT path, n_passages FROM files WHERE n_passages > 0"
+        params: list[Any] = []
+        if folder is not None:
+            prefix = folder.rstrip("/\\") + "/"
+            sql += " AND substr(path, 1, ?) = ?"
+            params += [len(prefix), prefix]
+        with self._read():
+            files = self.db.execute(sql, params).fetchall()
+            if suffixes is not None:
+                wanted = tuple(s.lower() for s in suffixes)
+                files = [(path, n) for path, n in files if path.lower().endswith(wanted)]
+            ids = [encode_id(f"{path}#{i}") for path, n in files for i in range(n)]
+            keys: list[int] = []
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                marks = ",".join("?" * len(part))
+                keys += [int(row[0]) for row in self.db.execute(
+                    f"SELECT key FROM docs WHERE id IN ({marks})", part)]
+        return sorted(keys)
+
+    def file(self, path: str) -> FileState | None:
+        with self._read():
+            row = self.db.execute("SELECT path, size, mtime_ns, sha256, n_passages FROM files "
+                                  "WHERE path = ?", (path,)).fetchone()
+        return FileState(*row) if row else None
+
+    def file_facets(self) -> tuple[list[str], list[str]]:
+        """The folders holding indexed files, and their file types (lower-case suffixes)."""
+        with self._read():
+            paths = [row[0] for row in self.db.execute(
+                "SELECT path FROM files WHERE n_passages > 0")]
+        folders = sorted({str(Path(path).parent) for path in paths})
+        suffixes = sorted({Path(path).suffix.lower() for path in paths if Path(path).suffix})
+        return folders, suffixes

@@ -183,7 +183,8 @@ class EdgembedVectorStore(_lc_vectorstores.VectorStore):
         """The `k` best documents that pass `filter`, with the index's cosine estimates."""
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, expected str")
-        return self._ranked(lambda n: self.index.search(query, n, **kwargs), k, filter)
+        options = {"mode": "dense", **kwargs}  # cosine scores; mode="hybrid" fuses keywords
+        return self._ranked(lambda n: self.index.search(query, n, **options), k, filter)
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = 4,
                                     filter: Filter = None, **kwargs: Any) -> list[Document]:

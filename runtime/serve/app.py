@@ -1,4 +1,5 @@
-"""`edgembed serve`: a local HTTP server with OpenAI's embeddings API, and search over an index.
+"""`edgembed serve`: a local HTTP server with OpenAI's embeddings API, and search over an index
+(an API, and a search page at `/` whose static files ship in the package).
 
 Starlette + uvicorn (the `serve` extra), imported only here, so `import edgembed` stays slim.
 Requests are parsed and checked by the pure functions of requests.py, which raise
@@ -28,6 +29,7 @@ import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,17 +38,19 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..encoder import Encoder
-from ..errors import EdgembedError
-from ..index import Index
+from ..errors import EdgembedError, QueryError
+from ..index import Hit, Index
 from .batcher import Batcher, BatcherClosed, EncodeFn, QueueFull
 from .requests import (
     ApiError,
     EmbeddingRequest,
     Limits,
+    SearchRequest,
     parse_embedding_request,
     parse_json,
     parse_search_request,
@@ -58,6 +62,19 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 STARTUP_TIMEOUT_S = 30.0  # to start `running`'s server, and to stop it
+STATIC = Path(__file__).parent / "static"
+# the page loads its own script and style only: nothing from elsewhere, no inline code
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+               "img-src 'self' data:; form-action 'self'; base-uri 'none'; "
+               "frame-ancestors 'none'")
+# indexed files the page links to: shown by the browser where it can, inert where it could
+# run scripts (sandboxed, so a page from the index never runs as this server's origin)
+INLINE_TYPES = {".pdf": "application/pdf", ".html": "text/html", ".htm": "text/html",
+                ".xhtml": "text/html"}
+DOWNLOAD_TYPES = {".docx": "application/vnd.openxmlformats-officedocument."
+                           "wordprocessingml.document",
+                  ".odt": "application/vnd.oasis.opendocument.text",
+                  ".eml": "message/rfc822", ".mbox": "application/mbox"}
 
 
 # ---------------------------------------------------------------- responses (pure)
@@ -122,13 +139,44 @@ def quantize(encoder: Encoder, vectors: np.ndarray, precision: str,
         raise ApiError(400, str(exc), param="precision") from None
 
 
-def search_hits(index: Index, vectors: np.ndarray, k: int,
-                rescore: int) -> list[list[dict[str, Any]]]:
-    """Hits per query vector, documents read from the same saved state as the vectors (the
-    index is safe for concurrent readers; the server never writes it)."""
-    return [[{"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}
-             for hit in hits]
-            for hits in index.search_vectors(vectors, k, rescore=rescore)]
+def hit_json(hit: Hit) -> dict[str, Any]:
+    row = {"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}
+    if hit.snippet is not None:
+        row["snippet"] = list(hit.snippet)
+    return row
+
+
+def search_hits(index: Index, query: SearchRequest,
+                vectors: np.ndarray | None) -> list[list[dict[str, Any]]]:
+    """Hits per query, documents read from the same saved state as the vectors and keyword
+    table searched (the index is safe for concurrent readers; the server never writes it)."""
+    try:
+        results = index.search(query.queries, query.k, mode=query.mode, rescore=query.rescore,
+                               keyword_syntax=query.keyword_syntax, folder=query.folder,
+                               file_types=query.file_types, snippets=query.snippets,
+                               vectors=vectors)
+    except QueryError as exc:
+        raise ApiError(400, str(exc), param="query", code="invalid_query") from None
+    return [[hit_json(hit) for hit in hits] for hits in results]
+
+
+def indexed_file(index: Index, path: str) -> Response:
+    """An indexed file, for the search page's links: only files in the index's table of
+    indexed files, never any other path."""
+    if not path or index.indexed_file(path) is None or not Path(path).is_file():
+        raise ApiError(404, "no such indexed file", param="path", code="no_file")
+    suffix = Path(path).suffix.lower()
+    headers = {"X-Content-Type-Options": "nosniff",
+               "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
+                                          "style-src 'unsafe-inline'"}
+    if suffix == ".pdf":
+        headers.pop("Content-Security-Policy")  # the browser's PDF viewer runs no page script
+    if suffix in DOWNLOAD_TYPES:
+        return FileResponse(path, media_type=DOWNLOAD_TYPES[suffix], headers=headers,
+                            filename=Path(path).name)
+    media = INLINE_TYPES.get(suffix, "text/plain; charset=utf-8")
+    return FileResponse(path, media_type=media, headers=headers, content_disposition_type=
+                        "inline", filename=Path(path).name)
 
 
 # ---------------------------------------------------------------- the app
@@ -203,10 +251,32 @@ def create_app(encoder: Encoder, index: Index | None = None,
             raise ApiError(404, "this server has no index; start it with "
                            "`edgembed serve --index DIR`", code="no_index")
         query = await parsed(request, lambda b: parse_search_request(b, limits))
-        vectors, tokens = await encode(query.queries, "query")
-        results = await run_in_threadpool(search_hits, index, vectors, query.k,
-                                          query.rescore)
+        if query.mode == "keyword":
+            vectors, tokens = None, np.zeros(len(query.queries), np.int64)
+        else:
+            vectors, tokens = await encode(query.queries, "query")
+        results = await run_in_threadpool(search_hits, index, query, vectors)
         return _json_response(await run_in_threadpool(hits_payload, results, tokens, model))
+
+    def need_index() -> Index:
+        if index is None:
+            raise ApiError(404, "this server has no index; start it with "
+                           "`edgembed serve --index DIR`", code="no_index")
+        return index
+
+    async def facets(request: Request) -> Response:
+        found = await run_in_threadpool(need_index().facets)
+        return _json_response(render({"object": "facets", "documents": len(need_index()),
+                                      **found}))
+
+    async def file(request: Request) -> Response:
+        return await run_in_threadpool(indexed_file, need_index(),
+                                       request.query_params.get("path", ""))
+
+    async def page(request: Request) -> Response:
+        need_index()
+        return FileResponse(STATIC / "index.html", media_type="text/html",
+                            headers={"Content-Security-Policy": PAGE_POLICY})
 
     async def health(request: Request) -> Response:
         alive = batcher.alive
@@ -254,8 +324,12 @@ def create_app(encoder: Encoder, index: Index | None = None,
         await run_in_threadpool(batcher.close)
 
     app = Starlette(
-        routes=[Route("/v1/embeddings", embeddings, methods=["POST"]),
+        routes=[Route("/", page, methods=["GET"]),
+                Mount("/static", StaticFiles(directory=STATIC), name="static"),
+                Route("/v1/embeddings", embeddings, methods=["POST"]),
                 Route("/v1/search", search, methods=["POST"]),
+                Route("/v1/facets", facets, methods=["GET"]),
+                Route("/v1/file", file, methods=["GET"]),
                 Route("/v1/models", models, methods=["GET"]),
                 Route("/health", health, methods=["GET"])],
         exception_handlers={ApiError: api_error, HTTPException: http_error,

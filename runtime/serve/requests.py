@@ -17,7 +17,9 @@ ENCODING_FORMATS = ("float", "base64")
 MAX_RESCORE = 64
 EMBEDDING_FIELDS = ("input", "model", "encoding_format", "dimensions", "precision", "kind",
                     "user")
-SEARCH_FIELDS = ("query", "k", "rescore", "model", "user")
+SEARCH_FIELDS = ("query", "k", "rescore", "mode", "keyword_syntax", "folder", "file_types",
+                 "snippets", "model", "user")
+SEARCH_MODES = ("hybrid", "dense", "keyword")
 # Token ids carry no name of the tokenizer that made them (OpenAI clients send tiktoken's),
 # and most id sequences of another tokenizer decode and re-encode unchanged in the package's
 # WordPiece vocabulary, so no check can tell them apart: embedding them would embed the
@@ -181,17 +183,50 @@ def parse_embedding_request(body: dict[str, Any], dim: int, limits: Limits) -> E
         kind=_choice(body, "kind", KINDS, "document"))
 
 
+def _boolean(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name} must be true or false, got {_json_type(value)}",
+                       param=name)
+    return value
+
+
+def _file_types(body: dict[str, Any]) -> tuple[str, ...] | None:
+    value = body.get("file_types")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ApiError(400, "file_types must be a list of suffixes such as \".pdf\"",
+                       param="file_types")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     queries: list[str]
     k: int
     rescore: int
+    mode: str = "hybrid"
+    keyword_syntax: bool = False
+    folder: str | None = None
+    file_types: tuple[str, ...] | None = None
+    snippets: bool = False
 
 
 def parse_search_request(body: dict[str, Any], limits: Limits) -> SearchRequest:
     _check_fields(body, SEARCH_FIELDS)
     _optional_str(body, "model")
     _optional_str(body, "user")
+    _optional_str(body, "folder")
     return SearchRequest(queries=_texts(body, "query", limits.max_inputs),
                          k=_integer(body, "k", 10, 1, limits.max_k),
-                         rescore=_integer(body, "rescore", 4, 0, MAX_RESCORE))
+                         rescore=_integer(body, "rescore", 4, 0, MAX_RESCORE),
+                         mode=_choice(body, "mode", SEARCH_MODES, "hybrid"),
+                         keyword_syntax=_boolean(body, "keyword_syntax"),
+                         folder=body.get("folder") or None,
+                         file_types=_file_types(body),
+                         snippets=_boolean(body, "snippets"))

@@ -114,7 +114,7 @@ def test_eval_split_rescore_and_model(tmp_path, sentences, renamed_package):
     assert schemes["float32 exact"]["ndcg@10"] < 0.9
     assert {"binary + int8 rescore=3", "binary + int8 rescore=3 (HNSW)"} <= set(schemes)
     assert "binary + int8 rescore=4" not in schemes
-    assert report["targets"]["binary_rescore_4_ndcg@10"]["scheme"] == "binary + int8 rescore=3"
+    assert report["modes"]["dense"]["note"] == "binary first stage + int8 rescore=3"
     assert report["model"] == "renamed-model"
     assert report["package_id"].startswith("renamed-model@")
 

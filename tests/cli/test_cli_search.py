@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import edgembed
+from conftest import assert_one_line_error, edgembed
+from edgembed.index.formats import SUFFIXES
 from edgembed.package import default_package_path
 
 SAMPLES = default_package_path().parent / "samples"
@@ -31,8 +32,8 @@ def summary(result: subprocess.CompletedProcess) -> str:
 def test_index_is_incremental_and_search_finds_passages(folder, tmp_path):
     index = str(tmp_path / "index")
     first = summary(edgembed("index", str(folder), "--index", index))
-    files = sum(1 for p in folder.rglob("*") if p.suffix in {".txt", ".md", ".jsonl"})
-    assert f"{files} new, 0 changed, 0 unchanged, 0 removed" in first
+    files = sum(1 for p in folder.rglob("*") if p.suffix in SUFFIXES)
+    assert f"{files} new, 0 changed, 0 unchanged, 0 removed, 0 skipped" in first
 
     again = summary(edgembed("index", str(folder), "--index", index))
     assert f"0 new, 0 changed, {files} unchanged, 0 removed" in again and "+0 / -0" in again
@@ -45,7 +46,7 @@ def test_index_is_incremental_and_search_finds_passages(folder, tmp_path):
         "Zebra finches sing short, buzzy songs and live in noisy flocks.\n", encoding="utf-8")
     (folder / "bicycle-maintenance.txt").unlink()
     changed = summary(edgembed("index", str(folder), "--index", index))
-    assert "0 new, 1 changed" in changed and "1 removed files" in changed
+    assert "0 new, 1 changed" in changed and "1 removed, 0 skipped files" in changed
 
     result = edgembed("search", "songs of small finches", "--index", index, "-k", "3",
                       "--json")
@@ -84,3 +85,23 @@ def test_search_errors_are_one_line(tmp_path):
     assert not_beir.returncode == 2 and "not a BEIR folder" in not_beir.stderr
     absent = edgembed("index", str(tmp_path / "absent"), "--index", str(tmp_path / "i"))
     assert absent.returncode == 2 and "no such file or folder" in absent.stderr
+
+
+def test_search_modes_and_keyword_syntax(folder, tmp_path):
+    index = str(tmp_path / "index")
+    summary(edgembed("index", str(folder / "notes"), str(folder / "sourdough-baking.md"),
+                     "--index", index))
+    for mode in ("hybrid", "dense", "keyword"):
+        hits = json.loads(edgembed("search", "bread starter", "--index", index, "--mode",
+                                   mode, "-k", "1", "--json").stdout)
+        assert hits[0]["file"].endswith("sourdough-baking.md"), mode
+    phrase = json.loads(edgembed("search", '"lukewarm running water"', "--index", index,
+                                 "--mode", "keyword", "--keyword-syntax", "--json").stdout)
+    assert [h["file"].endswith("first-aid-burns.md") for h in phrase] == [True]
+    bad = edgembed("search", "water AND (", "--index", index, "--keyword-syntax")
+    assert_one_line_error(bad, "invalid keyword query")
+    plain = edgembed("search", "water AND (", "--index", index)
+    assert plain.returncode == 0 and plain.stdout
+    only_md = json.loads(edgembed("search", "water", "--index", index, "--type", "md",
+                                  "--folder", str(folder / "notes"), "--json").stdout)
+    assert only_md and all(h["file"].endswith("first-aid-burns.md") for h in only_md)

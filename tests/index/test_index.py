@@ -195,7 +195,7 @@ def test_queries_get_the_query_prefix(tmp_path, prefixed_encoder):
     encoder = prefixed_encoder
     index = Index.create(tmp_path / "prefixed-index", encoder)
     index.add(["cats purr when they are content", "the stock market fell today"])
-    hits = index.search("cats", k=2, rescore=1)
+    hits = index.search("cats", k=2, mode="dense", rescore=1)
     prefixed = encoder.encode("query: cats")  # what the query must have been encoded as
     expected = C.int8_scores(prefixed, index._int8, index.ranges)
     assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)

@@ -172,23 +172,59 @@ def test_file_size_limit_during_cli_index(index_copy, tmp_path, limit):
     assert len(reopened) == 60 and not reopened.files()
 
 
+def drop_keyword_table(index_dir: Path) -> None:
+    """Make the index's docs.sqlite as format versions 1 and 2 wrote it: no keyword table."""
+    import sqlite3
+
+    with sqlite3.connect(index_dir / "docs.sqlite") as db:
+        for trigger in ("insert", "delete", "update"):
+            db.execute(f"DROP TRIGGER docs_fts_{trigger}")
+        db.execute("DROP TABLE docs_fts")
+
+
 def test_format_1_index_is_read_and_upgraded_at_its_first_save(index_copy, default_encoder):
     """Format 1 kept the generation in index.json and had no commit record in SQLite."""
     import sqlite3
 
     meta = json.loads((index_copy / "index.json").read_text())
     meta.update(format_version=1, generation=1, next_key=60, count=60)
+    del meta["keyword_tokenizer"]
     (index_copy / "index.json").write_text(json.dumps(meta))
+    drop_keyword_table(index_copy)
     with sqlite3.connect(index_copy / "docs.sqlite") as db:
         db.execute("DROP TABLE state")
     view = Index.open(index_copy, encoder=default_encoder, view=True)
-    assert len(view) == 60 and view.search("anything", k=1)[0].id.startswith("s")
+    assert len(view) == 60 and view.search("anything", k=1, mode="dense")[0].id.startswith("s")
     with Index.open(index_copy, encoder=default_encoder) as index:
         index.add(["one more"], ids=["new"])
     meta = json.loads((index_copy / "index.json").read_text())
-    assert meta["format_version"] == 2 and "generation" not in meta
+    assert meta["format_version"] == 3 and "generation" not in meta
+    assert meta["keyword_tokenizer"] == "porter unicode61 remove_diacritics 2"
     reopened = Index.open(index_copy, encoder=default_encoder)
     assert len(reopened) == 61 and reopened.search("one more", k=1)[0].id == "new"
+    assert reopened.search("one more", k=1, mode="keyword")[0].id == "new"
+
+
+def test_format_2_index_gets_its_keyword_table_when_opened_for_writing(index_copy,
+                                                                       default_encoder):
+    """Format 2 had no keyword table: a view searches it densely and says how to add one;
+    opening it for writing builds the table from the stored texts."""
+    meta = json.loads((index_copy / "index.json").read_text())
+    meta["format_version"] = 2
+    del meta["keyword_tokenizer"]
+    (index_copy / "index.json").write_text(json.dumps(meta))
+    drop_keyword_table(index_copy)
+    view = Index.open(index_copy, encoder=default_encoder, view=True)
+    assert view.search("anything", k=1, mode="dense")[0].id.startswith("s")
+    with pytest.raises(IndexFileError, match="no keyword table yet.*edgembed index"):
+        view.search("anything", k=1)
+    text = view.search("anything", k=1, mode="dense")[0].text
+    view.close()
+    Index.open(index_copy, encoder=default_encoder).close()
+    assert json.loads((index_copy / "index.json").read_text())["format_version"] == 3
+    reopened = Index.open(index_copy, encoder=default_encoder, view=True)
+    hit = reopened.search(text, k=1, mode="keyword")[0]
+    assert hit.text == text and len(reopened) == 60
 
 
 def test_view_of_an_index_in_a_read_only_folder(index_copy, default_encoder, monkeypatch):

@@ -110,7 +110,10 @@ def test_cli_export_then_search(tmp_path, index):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == N
     engine = edgembed("search", "a query about cells", "--index", uri, "--json")
-    local = edgembed("search", "a query about cells", "--index", str(index.path), "--json")
+    local = edgembed("search", "a query about cells", "--index", str(index.path), "--json",
+                     "--mode", "dense")  # LanceDB tables are searched by embeddings only
+    assert_one_line_error(edgembed("search", "cells", "--index", uri, "--mode", "keyword"),
+                          "embeddings only")
     assert engine.returncode == local.returncode == 0, engine.stderr + local.stderr
     assert [(r["id"], r["score"]) for r in json.loads(engine.stdout)] == \
         [(r["id"], r["score"]) for r in json.loads(local.stdout)]

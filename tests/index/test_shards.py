@@ -93,7 +93,8 @@ def test_text_search_and_shards_from_float32_only(tmp_path, default_encoder, cor
     build_shards(folder, tmp_path / "shards", encoder=default_encoder, rows_per_shard=500)
     with ShardedIndex.open(tmp_path / "shards") as sharded:
         assert len(sharded.shards) == 2  # 400 | 400 + 100
-        same_hits([sharded.search(sentences[3], k=5)], [single.search(sentences[3], k=5)])
+        same_hits([sharded.search(sentences[3], k=5)],
+                  [single.search(sentences[3], k=5, mode="dense")])
 
 
 def test_build_refuses_what_it_cannot_use(tmp_path, parquet_dir):
@@ -123,7 +124,8 @@ def test_cli_shards_then_search(tmp_path, parquet_dir, single):
     assert result.returncode == 0, result.stderr
     sharded = edgembed("search", "protein folding", "--index", str(tmp_path / "shards"),
                        "--json", "-k", "7")
-    one = edgembed("search", "protein folding", "--index", str(single.path), "--json", "-k", "7")
+    one = edgembed("search", "protein folding", "--index", str(single.path), "--json", "-k", "7",
+                   "--mode", "dense")
     assert sharded.returncode == one.returncode == 0, sharded.stderr + one.stderr
     assert json.loads(sharded.stdout) == json.loads(one.stdout)
 

@@ -87,7 +87,7 @@ def test_search_matches_index_search(embeddings, tmp_path):
     store = EdgembedVectorStore.create(tmp_path / "s", embeddings)
     add_docs(store)
     query = "how do I keep bread dough alive"
-    direct = store.index.search(query, k=3)
+    direct = store.index.search(query, k=3, mode="dense")  # the store ranks densely
     via = store.similarity_search_with_score(query, k=3)
     assert [(doc.id, score) for doc, score in via] == [(hit.id, hit.score) for hit in direct]
     vector = embeddings.embed_query(query)
