@@ -23,6 +23,8 @@ from .quantize import METHODS, PER_TOKEN_METHODS
 from .shape import parse_static_shape
 from .source import check_pooling
 
+TARGETS = ("npu",)
+
 
 def _is_texts(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(text, str) for text in value)
@@ -34,6 +36,7 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 # field → (check of its value, what it must be): the messages of type errors
 _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "target": (_optional(lambda v: isinstance(v, str)), "a string"),
     "static_shape": (_optional(lambda v: isinstance(v, str)), "a string like 1x128"),
     "keep_nodes": (_is_texts, "a list of node-name globs"),
     "auto_kept": (_optional(_is_texts), "a list of node names"),
@@ -63,11 +66,14 @@ class ExportOptions:
     node-name globs left in higher precision. `calibration_texts` / `validation_texts`:
     instead of the built-in sets. `eval_data`: a BEIR folder for the quality card's
     nDCG@10. `name` / `source_name`: recorded in the manifest (default: the folder's name).
+    `target="npu"`: a package NPUs can run: int8-static (QDQ, static scales, standard ops)
+    with static shapes (default 1 x the model's max_seq_length; `static_shape` overrides).
     `pooling` / `prefixes`: override the folder's. `validate`: measure the package against
     torch. `compression`: see compress.py."""
 
     quantize: str = "auto"
     optimize: int = 0
+    target: str | None = None
     static_shape: str | None = None
     keep_nodes: Sequence[str] = ()
     auto_kept: Sequence[str] | None = None
@@ -95,6 +101,16 @@ class ExportOptions:
         if self.auto_kept is not None and self.quantize != "auto":
             raise ExportError(f"auto_kept replays an auto search; it needs quantize auto, "
                               f"not {self.quantize}")
+        if self.target is not None:
+            self._check_target()
+        if self.optimize and self.quantize == "int8-static":
+            raise ExportError(
+                f"quantize int8-static makes a graph of standard ONNX ops (for NPUs); the fused "
+                f"com.microsoft operators of optimize level {self.optimize} would defeat it: "
+                "use optimize 0")
+        if self.quantize == "int8-static" and self.compression.table_bits:
+            raise ExportError("quantize int8-static keeps standard ONNX ops; --table-bits "
+                              "stores the token table with a com.microsoft operator")
         if self.optimize and self.quantize in PER_TOKEN_METHODS:
             raise ExportError(
                 f"quantize {self.quantize} works on plain MatMuls: the fused Attention and "
@@ -110,6 +126,16 @@ class ExportOptions:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.prefixes is not None:
             object.__setattr__(self, "prefixes", MappingProxyType(dict(self.prefixes)))
+
+    def _check_target(self) -> None:
+        """`target="npu"` means int8-static: `auto` (the default) becomes it, other
+        methods are refused."""
+        if self.target not in TARGETS:
+            raise ExportError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.quantize not in ("auto", "int8-static"):
+            raise ExportError(f"target npu makes a static int8 (QDQ) package; it takes quantize "
+                              f"int8-static (or the default), not {self.quantize}")
+        object.__setattr__(self, "quantize", "int8-static")
 
     @property
     def shape(self) -> tuple[int, int] | None:

@@ -1,5 +1,6 @@
 """The export pipeline: read → [compress] → export → optimise → head → [shape] →
 [4-bit token table] → quantize (optionally 4-bit weights) → write → validate → calibrate.
+(int8-static quantizes the dynamic-shape graph, then fixes its shape.)
 
 Each step is a function of its own module; this one only composes them and records
 what was done in the manifest. Compression (compress.py) rewrites the torch model into a
@@ -28,6 +29,7 @@ from .autoquant import choose_kept_nodes, local_errors
 from .calibrate import calibrate
 from .compress import check_compression, compress_source
 from .feeds import tokenized_batches
+from .graph_record import graph_record
 from .head import OUTPUT, add_pooling_head
 from .onnx_export import export_onnx
 from .optimize import optimize
@@ -36,6 +38,7 @@ from .per_token import plan_smoothing, simulate, smoothed_inputs
 from .quantize import matching_nodes, quantize, simulate_4bit
 from .shape import fix_shape
 from .source import SourceModel, read_source
+from .static_quant import quantize_static_mixed
 from .texts import builtin_texts
 from .token_table import quantize_token_table
 from .validate import reference_embeddings, retrieval_quality, throughput, validate_package
@@ -97,8 +100,11 @@ def export_model(source: str | Path, output: str | Path,
     options = options or ExportOptions()
     output = Path(output)
     check_output_dir(output)  # fail before minutes of export work, not after
-    shape = options.shape
     original = read_source(source, pooling=options.pooling, prefixes=options.prefixes)
+    if options.target == "npu" and options.static_shape is None:
+        # NPUs compile for one shape; the model's whole length keeps its retrieval quality
+        options = replace(options, static_shape=f"1x{original.max_seq_length}")
+    shape = options.shape
     compression = options.compression
     check_compression(compression, original, options.quantize, options.optimize)
     calibration = list(options.calibration_texts or builtin_texts("calibration"))
@@ -126,8 +132,7 @@ def _quantize(fp32: onnx.ModelProto, base: onnx.ModelProto, options: ExportOptio
     reference `auto` measures against. Returns the graph and its manifest description."""
     method, weight_bits = options.quantize, options.compression.weight_bits or 8
     if method not in ("int8", "auto"):
-        static = batches(calibration) if method == "int8-static" else None
-        return quantize(base, method, keep, calibration=static, weight_bits=weight_bits)
+        return quantize(base, method, keep, weight_bits=weight_bits)
     calibration_batches = batches(calibration)
     factors = plan_smoothing(base, channel_absmax(base, smoothed_inputs(base),
                                                   calibration_batches))
@@ -152,6 +157,17 @@ def _quantize(fp32: onnx.ModelProto, base: onnx.ModelProto, options: ExportOptio
     return graph, {**described, "method": "auto", "auto": auto}
 
 
+def _static_int8(model: onnx.ModelProto, options: ExportOptions, keep: list[str],
+                 tokenizer_file: Path, max_length: int, calibration: list[str]
+                 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """int8-static on the dynamic-shape graph: ranges from every calibration text alone
+    (no padding rows), ranking on the first 64, the 16-bit search stopped on the others;
+    the validation texts stay unseen until the quality card."""
+    singles = tokenized_batches(tokenizer_file, calibration, max_length, batch_size=1)
+    held_out = tokenized_batches(tokenizer_file, calibration[64:] or calibration, max_length)
+    return quantize_static_mixed(model, singles, singles[:64], held_out, options.max_loss, keep)
+
+
 def _export(original: SourceModel, model_source: SourceModel, applied: dict[str, Any],
             output: Path, options: ExportOptions, *, calibration: list[str],
             held_out: list[str]) -> Manifest:
@@ -162,6 +178,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
     fp32, optimization = optimize(fp32, model_source, options.optimize)
     fp32 = add_pooling_head(fp32, model_source.pooling, model_source.normalize,
                             model_source.hidden_size, compression.dims)
+    unshaped = fp32  # int8-static calibrates on single unpadded texts, then fixes the shape
     if shape:
         fp32 = fix_shape(fp32, *shape)
     base = fp32  # what quantization starts from; fp32 stays the float reference
@@ -179,7 +196,14 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
                                  pad_to=shape[1] if shape else None)
 
     keep = matching_nodes(fp32, options.keep_nodes)
-    graph, quantization = _quantize(fp32, base, options, keep, batches, calibration)
+    if options.quantize == "int8-static":
+        graph, quantization = _static_int8(unshaped, options, keep, tokenizer_file,
+                                           model_source.max_seq_length, calibration)
+        if shape:
+            graph = fix_shape(graph, *shape)
+    else:
+        graph, quantization = _quantize(fp32, base, options, keep, batches, calibration)
+    quantization = {**quantization, "graph": graph_record(graph)}
     manifest = write_package(output, graph, tokenizer_file, {
         "name": options.name or original.path.name,
         "source": {"model": options.source_name or original.path.name,

@@ -9,7 +9,9 @@ Methods:
   blocks (MatMulNBits, block 32, fp32 accumulate), which costs ~1/4 of fp32's bytes and
   almost none of its accuracy. This is what `auto` uses to spend its accuracy budget.
 * ``int8-static``: QDQ with activation ranges calibrated on texts (fixed scales, so a
-  text's vector does not depend on its batch neighbours), per-channel weights.
+  text's vector does not depend on its batch neighbours), per-channel weights, uint16 on
+  the activations uint8 hurts most: static_quant.py (it needs its own calibration and
+  search, so the pipeline calls it directly).
 * ``fp16``: float16 weights and compute, float32 inputs/outputs (for accelerators).
 
 ``weight_bits=4`` (with ``int8``, ``int8-dynamic`` or ``none``; ``auto`` chooses ``keep``
@@ -129,35 +131,6 @@ def _int8_dynamic(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelProt
         return onnx.load(str(output))
 
 
-class _Batches:
-    """onnxruntime's CalibrationDataReader protocol over pre-tokenized batches."""
-
-    def __init__(self, batches: list[dict], input_names: set[str]) -> None:
-        self._items = iter([{k: v for k, v in b.items() if k in input_names} for b in batches])
-
-    def get_next(self) -> dict | None:
-        return next(self._items, None)
-
-
-def _int8_static(model: onnx.ModelProto, keep: Sequence[str],
-                 calibration: list[dict]) -> onnx.ModelProto:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    if not calibration:
-        raise ExportError("int8-static needs calibration texts")
-    names = {graph_input.name for graph_input in model.graph.input}
-    with tempfile.TemporaryDirectory(prefix="edgembed-quant-") as workdir:
-        output = Path(workdir) / "model.onnx"
-        quantize_static(model, output, _Batches(calibration, names),
-                        quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=list(keep),
-                        extra_options={"MatMulConstBOnly": True,
-                                       "DefaultTensorType": onnx.TensorProto.FLOAT})
-        return onnx.load(str(output))
-
-
 def _fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -180,15 +153,15 @@ def check_weight_bits(weight_bits: int, method: str) -> None:
 
 
 def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
-             calibration: list[dict] | None = None, weight_bits: int = 8,
+             weight_bits: int = 8,
              smoothing: Mapping[str, np.ndarray] | None = None) -> tuple[onnx.ModelProto, dict]:
     """Return the quantized graph and a description of what was done, for the manifest.
 
-    `keep`: node names left in higher precision; `calibration`: tokenized batches for
-    int8-static; `weight_bits=4`: the other weight MatMuls as 4-bit blocks; `smoothing`:
-    per-input smoothing factors for int8 (`per_token.plan_smoothing`). (`auto` chooses
-    `keep` first, see autoquant.py, then calls int8.)"""
-    if method not in METHODS or method == "auto":
+    `keep`: node names left in higher precision; `weight_bits=4`: the other weight
+    MatMuls as 4-bit blocks; `smoothing`: per-input smoothing factors for int8
+    (`per_token.plan_smoothing`). (`auto` chooses `keep` first, see autoquant.py, then
+    calls int8; int8-static is static_quant.quantize_static_mixed.)"""
+    if method not in METHODS or method in ("auto", "int8-static"):
         raise ExportError(f"quantize method must be one of {', '.join(METHODS)}, "
                           f"got {method!r}")
     check_weight_bits(weight_bits, method)
@@ -215,10 +188,6 @@ def quantize(model: onnx.ModelProto, method: str, keep: Sequence[str] = (),
     if method == "int8":
         graph, described = per_token.quantize_per_token(model, keep, smoothing)
         return _int8_tables(graph), {**described, "tables": "int8 rows (weight-only)"}
-    if method == "int8-static":
-        return _int8_static(model, keep, calibration or []), {
-            "method": method, "format": "QDQ", "weights": "int8 per-channel",
-            "activations": "uint8, MinMax-calibrated", "kept_in_float": list(keep)}
     return _int8_dynamic(model, keep), {
         "method": method, "weights": "int8 per-channel", "activations": "uint8 per batch",
         "op_types": ["MatMul", "Gather", "Attention", "EmbedLayerNormalization"],

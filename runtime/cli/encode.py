@@ -12,6 +12,7 @@ import numpy as np
 from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..package import open_package, package_sizes
+from ..targets import graph_facts, suitability
 from . import scale
 
 
@@ -53,9 +54,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     package = open_package(args.package, verify=True)  # raises on a missing/tampered file
     sizes = package_sizes(package)
+    facts = graph_facts(package.manifest)
+    suits = suitability(facts)
     if args.json:
         print(json.dumps({"path": str(package.path), "package_id": package.package_id,
                           "checksums": "ok", "sizes": sizes,
+                          "backends": {s.backend: {"suits": s.suits, "why": s.why}
+                                       for s in suits},
                           "manifest": package.manifest.to_dict()},
                          indent=2))
         return 0
@@ -73,8 +78,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("quality", ", ".join(f"{k}={quality[k]}" for k in ("mean_cosine", "min_cosine")
                               if k in quality) or "not measured"),
         ("checksums", "ok"),
+        ("shapes", "static {}x{}".format(*facts.static_shape) if facts.static_shape
+         else "dynamic (batch, sequence)"),
+        ("graph", facts.kind + ("" if facts.recorded else " (implied by the method; "
+                                "re-export to record the graph)")),
+        ("opset", facts.opset if facts.opset is not None else "not recorded"),
+        ("non-standard ops", ", ".join(facts.non_standard_ops) or "none"),
     ]
-    rows += [(f"  {name}", f"{size / 1e6:.2f} MB") for name, size in sizes.items()]
+    if facts.quantized_nodes:
+        rows.append(("quantized nodes", ", ".join(f"{count} {label}" for label, count
+                                                  in facts.quantized_nodes.items())))
+    after_checksums = rows.index(("checksums", "ok")) + 1
+    rows[after_checksums:after_checksums] = [
+        (f"  {name}", f"{size / 1e6:.2f} MB") for name, size in sizes.items()]
+    rows += [(f"suits {s.backend}", s.why if s.suits else f"no: {s.why}") for s in suits]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -46,7 +46,8 @@ def _options(args: argparse.Namespace, compression: Compression | None) -> Expor
     from edgembed.export.texts import read_texts
 
     return ExportOptions(
-        quantize=args.quantize, optimize=args.optimize, static_shape=args.static_shape,
+        quantize=args.quantize, target=args.target, optimize=args.optimize,
+        static_shape=args.static_shape,
         keep_nodes=args.keep_nodes or (), max_loss=args.max_loss,
         calibration_texts=read_texts(args.calibration) if args.calibration else None,
         eval_data=args.eval_data, name=args.name, source_name=args.source_name,
@@ -108,9 +109,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="auto (default): per-token int8, keeping the MatMuls it hurts "
                         "most in float until the held-out cosine loss is within --max-loss; "
                         "int8: per-token int8 everywhere; int8-dynamic (onnxruntime's "
-                        "per-batch int8), int8-static, fp16 or none")
+                        "per-batch int8), int8-static (QDQ, static scales, for NPUs), fp16 or none")
+    export.add_argument("--target", choices=("npu",),
+                        help="npu: a static int8 package NPUs can run (QDQ, static scales, "
+                        "8/16-bit activations, standard ops, static shape 1xMAX_SEQ_LENGTH "
+                        "unless --static-shape)")
     export.add_argument("--max-loss", type=float, default=0.005,
-                        help="auto: allowed 1 - mean cosine to fp32 (default 0.005)")
+                        help="auto and int8-static: allowed 1 - mean cosine to fp32 "
+                        "(default 0.005)")
     export.add_argument("--keep-nodes", nargs="*", metavar="GLOB",
                         help="node-name globs kept in higher precision")
     export.add_argument("--calibration", metavar="FILE",

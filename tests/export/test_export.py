@@ -116,11 +116,13 @@ def test_quick_int8_static_with_few_calibration_texts(minilm_source, tmp_path, s
                                                       fp32_package):
     manifest = export_model(minilm_source, tmp_path / "qdq", ExportOptions(
         quantize="int8-static", calibration_texts=sentences[:16], validate=False))
-    assert manifest.quantization["format"] == "QDQ"
+    assert manifest.quantization["format"].startswith("QDQ")
     vectors = Encoder.load(tmp_path / "qdq").encode(sentences[:40])
     reference = Encoder.load(fp32_package).encode(sentences[:40])
-    # static activation ranges cost MiniLM quality (outlier tokens); it must still embed
-    assert 0.85 <= cosines(vectors, reference).mean() < 0.999
+    # 16 texts calibrate, rank and stop the 16-bit search (the held-out loss is measured on
+    # the calibration texts themselves), so unseen texts may lose more than --max-loss;
+    # uint8 everywhere gives ~0.93 (test_npu_target.py checks the full export)
+    assert 0.97 <= cosines(vectors, reference).mean() < 0.9999
 
 
 @pytest.mark.slow

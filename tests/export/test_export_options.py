@@ -32,6 +32,11 @@ BAD_OPTIONS = [
     ({"optimize": 1}, ["--optimize", "1"], "optimize = 1",  # with the default quantize, auto
      "quantize auto works on plain MatMuls: the fused Attention and EmbedLayerNormalization "
      "of optimize level 1 would stay float32"),
+    ({"target": "npu", "quantize": "int8"}, ["--target", "npu", "--quantize", "int8"],
+     'target = "npu"\nquantize = "int8"',
+     "target npu makes a static int8 (QDQ) package; it takes quantize int8-static"),
+    ({"quantize": "int8-static", "optimize": 1}, ["--quantize", "int8-static", "--optimize", "1"],
+     'quantize = "int8-static"\noptimize = 1', "the fused com.microsoft operators of optimize"),
 ]
 
 
