@@ -22,6 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from edgembed import Encoder
@@ -56,6 +57,33 @@ def onnxruntime_defaults(model: onnx.ModelProto, batches: list[dict]) -> onnx.Mo
         return onnx.load(str(output))
 
 
+def smoothed(model: onnx.ModelProto, batches: list[dict]) -> onnx.ModelProto:
+    """SmoothQuant as the int8 method does it (per_token.plan_smoothing, power-of-two
+    factors): each LayerNorm output read by weight MatMuls is multiplied by 1/m, their
+    weights by m."""
+    from onnx import helper, numpy_helper
+
+    from edgembed.export.activations import channel_absmax
+    from edgembed.export.per_token import plan_smoothing, smoothed_inputs
+
+    factors = plan_smoothing(model, channel_absmax(model, smoothed_inputs(model), batches))
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    weights = {init.name: init for init in model.graph.initializer}
+    for source, factor in factors.items():
+        for node in model.graph.node:
+            if node.op_type == "MatMul" and node.input[0] == source:
+                scaled = numpy_helper.to_array(weights[node.input[1]]) * factor[:, None]
+                weights[node.input[1]].CopyFrom(numpy_helper.from_array(
+                    scaled.astype(np.float32), node.input[1]))
+                node.input[0] = f"{source}/smoothed"
+        model.graph.initializer.append(numpy_helper.from_array(
+            (1.0 / factor).astype(np.float32), f"{source}/inv_m"))
+        at = next(i for i, node in enumerate(model.graph.node) if source in node.output)
+        model.graph.node.insert(at + 1, helper.make_node(
+            "Mul", [source, f"{source}/inv_m"], [f"{source}/smoothed"]))
+    return model
+
+
 def ndcg(report_file: str) -> dict:
     report = json.loads(Path(report_file).read_text())
     return {"command": report.get("command"), "results": report.get("results", report)}
@@ -77,6 +105,7 @@ def main() -> None:
     held = tokenized_batches(tokenizer, validation, 256)
     reference = embed_batches(fp32, held)
     ranges = calibrate_ranges(fp32, singles)
+    smoothed_fp32 = smoothed(fp32, tokenized_batches(tokenizer, calibration, 256))
 
     def measure(graph: onnx.ModelProto) -> dict:
         return cosine_agreement(reference, embed_batches(graph, held))
@@ -89,6 +118,10 @@ def main() -> None:
             measure(onnxruntime_defaults(fp32, tokenized_batches(tokenizer, calibration, 256))),
         "uint8 activations everywhere, MinMax over single texts":
             measure(quantize_qdq(fp32, ranges, singles[0])),
+        "uint8 everywhere after SmoothQuant of the LayerNorm outputs (power-of-two "
+        "factors, as the int8 method)":
+            measure(quantize_qdq(smoothed_fp32, calibrate_ranges(smoothed_fp32, singles),
+                                 singles[0])),
         "uint16 activations everywhere (A16W8)":
             measure(quantize_qdq(fp32, ranges, singles[0], wide=list(ranges))),
         f"uint8, uint16 on the package's {len(wide)} searched tensors (--target npu, "
