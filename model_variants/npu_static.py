@@ -10,6 +10,9 @@ SciFact nDCG@10 of both from `edgembed eval`).
     python model_variants/npu_static.py --fp32 /tmp/fp32 --npu /tmp/npu \
         --fp32-eval /tmp/fp32.json --npu-eval /tmp/npu.json --out benchmarks/results/npu_int8.json
 
+(`--scifact-only` adds the eval reports to an existing result file, so the measurements
+can run while the evals do.)
+
 The configurations are QDQ graphs of the fp32 package's graph (int8 per-channel weights,
 dynamic shapes), calibrated on the 400 built-in calibration texts and measured by mean and
 minimum cosine to the fp32 graph on the 200 validation sentences.
@@ -84,20 +87,45 @@ def smoothed(model: onnx.ModelProto, batches: list[dict]) -> onnx.ModelProto:
     return model
 
 
-def ndcg(report_file: str) -> dict:
+def scifact(report_file: str) -> dict:
+    """From an `edgembed eval --out` report: its command and the nDCG@10 / recall@100 of
+    exact float32 search and of the default dense search."""
     report = json.loads(Path(report_file).read_text())
-    return {"command": report.get("command"), "results": report.get("results", report)}
+    exact = next(row for row in report["schemes"] if row["scheme"] == "float32 exact")
+    dense = report["modes"]["dense"]
+    return {"command": report["command"], "package_id": report["package_id"],
+            "float32_exact": {key: exact[key] for key in ("ndcg@10", "recall@100")},
+            "dense_default": {key: dense[key] for key in ("ndcg@10", "recall@100")}
+            | {"how": dense["note"]}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fp32", required=True, help="the fp32 package")
     parser.add_argument("--npu", required=True, help="the --target npu package")
-    parser.add_argument("--fp32-eval", required=True, help="edgembed eval --out of --fp32")
-    parser.add_argument("--npu-eval", required=True, help="edgembed eval --out of --npu")
+    parser.add_argument("--fp32-eval", help="edgembed eval --out of --fp32")
+    parser.add_argument("--npu-eval", help="edgembed eval --out of --npu")
     parser.add_argument("--out", default="benchmarks/results/npu_int8.json")
+    parser.add_argument("--scifact-only", action="store_true",
+                        help="only (re)read the eval reports into an existing --out")
     args = parser.parse_args()
+    command = "python model_variants/npu_static.py " + " ".join(
+        f"--{name.replace('_', '-')}" + ("" if value is True else f" {value}")
+        for name, value in vars(args).items() if value not in (None, False))
+    if args.scifact_only:
+        result = json.loads(Path(args.out).read_text())
+        result["commands"].append(command)
+    else:
+        result = measure_all(args)
+        result["commands"] = [command]
+    if args.fp32_eval and args.npu_eval:
+        result["scifact"] = {"fp32": scifact(args.fp32_eval), "npu": scifact(args.npu_eval)}
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps(result, indent=2, default=float)[:4000])
 
+
+def measure_all(args: argparse.Namespace) -> dict:
+    """The configurations on the fp32 graph and the package's own numbers."""
     fp32 = onnx.load(str(Path(args.fp32) / "model.onnx"))
     tokenizer = Path(args.fp32) / "tokenizer.json"
     calibration, validation = builtin_texts("calibration"), builtin_texts("validation")
@@ -127,14 +155,11 @@ def main() -> None:
         f"uint8, uint16 on the package's {len(wide)} searched tensors (--target npu, "
         "dynamic shapes)": measure(quantize_qdq(fp32, ranges, singles[0], wide=wide)),
     }
-    texts = validation
-    package_vs_fp32 = cosine_agreement(Encoder.load(args.fp32).encode(texts),
-                                       Encoder.load(args.npu).encode(texts))
-    result = {
+    package_vs_fp32 = cosine_agreement(Encoder.load(args.fp32).encode(validation),
+                                       Encoder.load(args.npu).encode(validation))
+    return {
         "what": "static int8 (QDQ) for NPUs on all-MiniLM-L6-v2: activation widths tried, "
                 "and the --target npu package against the fp32 package",
-        "command": "python model_variants/npu_static.py " + " ".join(
-            f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()),
         "machine": machine_info(),
         "configurations": {"how": "QDQ graphs of the fp32 graph (int8 per-channel weights); "
                                   "cosine to the fp32 graph on the 200 validation sentences",
@@ -150,11 +175,7 @@ def main() -> None:
             "search_tried": npu_manifest["quantization"]["search"]["tried"],
             "quantized_nodes": npu_manifest["quantization"]["graph"]["qdq"]["counts"],
         },
-        "scifact": {"fp32": ndcg(args.fp32_eval), "npu": ndcg(args.npu_eval)},
     }
-    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "scifact"}, indent=2,
-                     default=float)[:3000])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ record existed get the facts their quantization method implies. The rules are wh
 backend needs, as documented in docs/export.md ("Which backends a package suits"):
 
 * onnxruntime CPU runs every package.
-* OpenVINO (CPU, GPU) reads standard ONNX only: no com.microsoft operators.
+* OpenVINO (CPU, GPU) converts standard ONNX, and only some com.microsoft operators;
+  any com.microsoft operator counts as unsupported here (the default package's per-token
+  int8 does not convert in OpenVINO 2026.4).
 * NPUs (OpenVINO NPU, Qualcomm QNN HTP) and CoreML compile for fixed shapes, and NPUs
   need scales fixed at export time: static shapes, standard operators, no run-time
   activation scales. QNN HTP computes in integers, so it also needs a quantized (QDQ)

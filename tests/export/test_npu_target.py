@@ -173,3 +173,24 @@ def test_info_of_the_default_package_names_what_blocks_npus():
     assert result["onnxruntime CPU"]["suits"]
     assert not result["OpenVINO NPU"]["suits"]
     assert "dynamic shapes" in result["OpenVINO NPU"]["why"]
+
+
+@pytest.mark.slow
+def test_openvino_reads_the_npu_package_and_refuses_the_default(npu_package, sentences):
+    """What `edgembed info` says about OpenVINO, checked on its CPU device (the only
+    OpenVINO device here): standard ops load, com.microsoft ones do not."""
+    openvino = pytest.importorskip("openvino")
+    from edgembed import Encoder, default_package_path
+    from edgembed.tokenizer import load_tokenizer, pad_batch
+
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(str(npu_package / "model.onnx")), "CPU")
+    tokenizer, pad_id = load_tokenizer(npu_package / "tokenizer.json", 64)
+    ids, mask = pad_batch([tokenizer.encode(sentences[0]).ids], pad_id, width=64)
+    output = compiled({"input_ids": ids, "attention_mask": mask,
+                       "token_type_ids": np.zeros_like(ids)})[compiled.outputs[0]]
+    expected = Encoder.load(npu_package).encode(sentences[:1])
+    # the same QDQ graph through another int8 runtime: its kernels round differently
+    assert cosines(output, expected)[0] > 0.99
+    with pytest.raises(Exception, match="MatMulIntegerToFloat"):
+        core.read_model(str(default_package_path() / "model.onnx"))
