@@ -11,8 +11,8 @@ every NPU runs them at full speed. So each activation tensor is ranked by the er
 adds to it alone (one float pass), and the fewest worst ones get uint16 until the
 held-out cosine loss fits the budget (autoquant.choose_kept_nodes' bisection).
 SmoothQuant-style smoothing of the LayerNorm outputs (per_token.plan_smoothing) lifted
-uint8-everywhere only from 0.930 to 0.938 on MiniLM, since the worst tensors are not
-LayerNorm outputs, so it is not used here.
+uint8-everywhere only from 0.926 to 0.933 on MiniLM, since the worst tensors are not
+LayerNorm outputs, so it is not used here (benchmarks/results/npu_int8.json).
 
 Calibration runs on texts one at a time (no padding): padding rows carry values the model
 never pools, which would only widen the ranges. The ranges are then given to
