@@ -16,7 +16,7 @@ from . import codes
 from .errors import EdgembedError, ModelLoadError, PackageError
 from .manifest import Manifest
 from .package import Package, open_package
-from .session import check_threads, create_session, default_threads, run_session
+from .session import check_threads, default_threads, open_session, run_session
 from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates, tokenize
 
 PRECISIONS = codes.PRECISIONS
@@ -90,10 +90,14 @@ class Encoder:
     intra-op thread pool (`threads`), so concurrent callers compete for those cores."""
 
     def __init__(self, package: Package, threads: int | None = None,
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[str] | None = None, backend: str = "onnxruntime",
+                 device: str | None = None, static_buckets: object = None) -> None:
         self.package = package
         self.max_seq_length = package.manifest.max_seq_length
-        self.session = create_session(package.model_path, threads=threads, providers=providers)
+        self.backend = backend
+        self.session = open_session(package.model_path, threads=threads, providers=providers,
+                                    backend=backend, device=device,
+                                    static_buckets=static_buckets)
         self._pass_tokens = PASS_TOKENS_PER_THREAD * (check_threads(threads) or default_threads())
         self.tokenizer, self.pad_id = load_tokenizer(package.tokenizer_path, self.max_seq_length)
         self._output_name = package.manifest.output
@@ -134,10 +138,20 @@ class Encoder:
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None,
-             providers: Sequence[str] | None = None, verify: bool = True) -> Encoder:
+             providers: Sequence[str] | None = None, verify: bool = True, *,
+             backend: str = "onnxruntime", device: str | None = None,
+             static_buckets: bool | Sequence[int] | None = None) -> Encoder:
         """Load a package directory (default: the bundled all-MiniLM-L6-v2), checking its files.
-        Anything wrong with the package raises a PackageError naming the file or field."""
-        return cls(open_package(path, verify=verify), threads=threads, providers=providers)
+        Anything wrong with the package raises a PackageError naming the file or field.
+
+        `backend="onnxruntime"` (default) runs on `providers` (default: its CPU provider).
+        `backend="openvino"` (the `openvino` extra) runs on OpenVINO's `device`: "CPU"
+        (default), "GPU", "NPU" or "AUTO". `static_buckets` (OpenVINO only): pad a
+        dynamic-shape package to a few sequence lengths, each compiled once and cached on
+        disk; on by default on NPUs, which need fixed shapes; True for the default lengths
+        (DEFAULT_BUCKETS in edgembed.openvino_session) or a list of lengths."""
+        return cls(open_package(path, verify=verify), threads=threads, providers=providers,
+                   backend=backend, device=device, static_buckets=static_buckets)
 
     @property
     def path(self) -> Path:

@@ -1,4 +1,6 @@
-"""The one place that creates onnxruntime sessions: threads, providers, optimisation level.
+"""The one place that creates inference sessions: onnxruntime's (threads, providers,
+optimisation level) or, with backend="openvino", OpenVINO's (`openvino_session`), which
+offers the same `get_inputs` / `get_outputs` / `run` the encoder uses.
 
 Keeping this apart from the encoder means every caller (encoder, benchmarks, server) gets
 the same tuned settings, and every onnxruntime failure is turned into an edgembed error.
@@ -10,6 +12,7 @@ import os
 import reprlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -17,6 +20,7 @@ import onnxruntime as ort
 from .errors import EdgembedError, ModelLoadError, reason
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+BACKENDS = ("onnxruntime", "openvino")
 # onnxruntime would try to start that many threads; more than this is a mistake, not a plan.
 MAX_THREADS = 1024
 
@@ -83,14 +87,40 @@ def create_session(
         raise ModelLoadError(f"cannot load {name} with onnxruntime: {reason(exc)}") from None
 
 
-def run_session(session: ort.InferenceSession, output: str,
-                feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """One forward pass; an onnxruntime failure (a token id the model has no embedding for,
+def open_session(model_path: Path, threads: int | None = None,
+                 providers: Sequence[str] | None = None, backend: str = "onnxruntime",
+                 device: str | None = None, static_buckets: object = None) -> Any:
+    """A session of the chosen backend. `providers` are onnxruntime's way to pick hardware,
+    `device` (and `static_buckets`) OpenVINO's: asking one backend for the other's is an
+    error, not silently ignored."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise EdgembedError(f"backend must be one of {', '.join(BACKENDS)}, "
+                            f"got {reprlib.repr(backend)}")
+    threads = check_threads(threads)
+    if backend == "onnxruntime":
+        if device is not None or static_buckets is not None:
+            raise EdgembedError("device= and static_buckets= are for backend='openvino'; "
+                                "onnxruntime picks its hardware with providers=[...]")
+        return create_session(model_path, threads=threads, providers=providers)
+    if providers is not None:
+        raise EdgembedError("providers= is for backend='onnxruntime'; OpenVINO picks its "
+                            "hardware with device='CPU', 'GPU', 'NPU' or 'AUTO'")
+    from .openvino_session import OpenVINOSession
+
+    return OpenVINOSession(model_path, device="CPU" if device is None else device, threads=threads,
+                           static_buckets=static_buckets)
+
+
+def run_session(session: Any, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """One forward pass; a backend failure (a token id the model has no embedding for,
     a sequence longer than its position table, memory) becomes one EdgembedError line.
-    `InferenceSession.run` is thread-safe, so concurrent callers need no lock."""
+    Both backends' `run` are thread-safe, so concurrent callers need no lock."""
     try:
         return session.run([output], feeds)[0]
+    except EdgembedError:
+        raise
     except Exception as exc:
         shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in feeds.items())
-        raise EdgembedError(f"onnxruntime failed to run the model on {shapes}: "
+        name = getattr(session, "backend_name", "onnxruntime")
+        raise EdgembedError(f"{name} failed to run the model on {shapes}: "
                             f"{reason(exc)}") from None

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..package import open_package, package_sizes
 from . import scale
+from .backend import add_backend_options, load_encoder
 
 
 def _read_lines(source: str) -> list[str]:
@@ -32,7 +32,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.ray is not None:
         return scale.cmd_embed_ray(args)
     texts = _read_lines(args.input)
-    encoder = Encoder.load(args.model, threads=args.threads)
+    encoder = load_encoder(args, args.model)
     vectors = encoder.encode(texts, batch_size=args.batch_size, kind=args.kind)
     output = args.output
     if output and output.endswith(".npy") and not args.json:
@@ -91,6 +91,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("--kind", choices=("document", "query"), default="document")
     embed.add_argument("--batch-size", type=int, default=32)
     embed.add_argument("--threads", type=int)
+    add_backend_options(embed)
     embed.add_argument("--json", action="store_true", help="write JSON lines even to *.npy")
     scale.add_ray_options(embed)
     embed.set_defaults(func=cmd_embed)

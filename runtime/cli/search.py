@@ -14,16 +14,16 @@ from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..index import META_FILE, Hit, Index, IngestReport, index_paths
 from ..index.shards import ShardedIndex, is_sharded
+from .backend import add_backend_options, index_encoder, load_encoder
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
-    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
     if (Path(args.index) / META_FILE).is_file():
-        return Index.open(args.index, encoder=encoder)
+        return Index.open(args.index, encoder=index_encoder(args))
     if not create:
         raise EdgembedError(f"no index at {args.index}; build one with: edgembed index PATH "
                             f"--index {args.index}")
-    return Index.create(args.index, encoder or Encoder.load(threads=args.threads),
+    return Index.create(args.index, load_encoder(args, args.model),
                         mode=args.mode, keyword_tokenizer=args.keyword_tokenizer)
 
 
@@ -108,8 +108,7 @@ def _search(args: argparse.Namespace, encoder: Encoder | None) -> list[Hit]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
-    hits = _search(args, encoder)
+    hits = _search(args, index_encoder(args))
     results = []
     for rank, hit in enumerate(hits, start=1):
         meta = hit.metadata or {}
@@ -135,7 +134,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..eval.evaluate import evaluate, format_table
 
-    encoder = Encoder.load(args.model, threads=args.threads)
+    encoder = load_encoder(args, args.model)
     report = evaluate(args.data, encoder, split=args.split, cache=args.cache,
                       rescore=args.rescore, command=shlex.join(["edgembed", *sys.argv[1:]]))
     text = json.dumps(report, indent=2) + "\n"
@@ -170,6 +169,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="with --watch: poll the folders every 2 s instead of using "
                        "file-system events")
     index.add_argument("--threads", type=int)
+    add_backend_options(index)
     index.set_defaults(func=cmd_index)
 
     search = commands.add_parser("search", help="search an index")
@@ -191,6 +191,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
     search.add_argument("--model", help="model package (default: the index's)")
     search.add_argument("--threads", type=int)
+    add_backend_options(search)
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)
 
@@ -202,6 +203,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--rescore", type=int, default=4, metavar="M")
     evaluation.add_argument("--cache", metavar="DIR", help="cache embeddings here")
     evaluation.add_argument("--threads", type=int)
+    add_backend_options(evaluation)
     evaluation.add_argument("--json", action="store_true", help="print JSON, not a table")
     evaluation.add_argument("--out", metavar="FILE", help="also write the JSON report here")
     evaluation.set_defaults(func=cmd_eval)

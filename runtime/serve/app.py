@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from ..encoder import Encoder
 from ..errors import EdgembedError, QueryError
 from ..index import Hit, Index
+from ..index.index import index_model
 from .batcher import Batcher, BatcherClosed, EncodeFn, QueueFull
 from .requests import (
     ApiError,
@@ -404,22 +405,31 @@ def running(app: Starlette, host: str = DEFAULT_HOST, port: int = 0,
         sock.close()
 
 
-def load(model: str | None = None, index: str | None = None,
-         threads: int | None = None) -> tuple[Encoder, Index | None]:
-    """The encoder and the (read-only) index. Without --model an index brings its own model."""
+def load(model: str | None = None, index: str | None = None, threads: int | None = None,
+         backend: str = "onnxruntime", device: str | None = None
+         ) -> tuple[Encoder, Index | None]:
+    """The encoder and the (read-only) index. Without --model an index brings its own
+    model (loaded on the chosen backend)."""
+    options: dict[str, Any] = {"threads": threads, "backend": backend}
+    if device is not None:
+        options["device"] = device
     if index is None:
-        return Encoder.load(model, threads=threads), None
-    encoder = Encoder.load(model, threads=threads) if model else None
+        return Encoder.load(model, **options), None
+    if not model and (backend != "onnxruntime" or device is not None):
+        model = str(index_model(index))
+    encoder = Encoder.load(model, **options) if model else None
     opened = Index.open(index, encoder=encoder, view=True)
     return opened.encoder, opened
 
 
 def serve(model: str | None = None, index: str | None = None, host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, threads: int | None = None, limits: Limits | None = None,
-          log_level: str = "info") -> None:
-    """Load, bind and serve until interrupted (Ctrl-C or SIGTERM shut down gracefully)."""
+          log_level: str = "info", backend: str = "onnxruntime",
+          device: str | None = None) -> None:
+    """Load, bind and serve until interrupted (Ctrl-C or SIGTERM shut down gracefully).
+    `backend` and `device` as for `Encoder.load`."""
     limits = limits or Limits()
-    encoder, opened = load(model, index, threads)
+    encoder, opened = load(model, index, threads, backend, device)
     sock = bind_socket(host, port)
     if not is_loopback(host):
         print(f"edgembed: warning: listening on {host}, reachable from other machines; the "
