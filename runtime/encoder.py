@@ -90,7 +90,7 @@ class Encoder:
     intra-op thread pool (`threads`), so concurrent callers compete for those cores."""
 
     def __init__(self, package: Package, threads: int | None = None,
-                 providers: Sequence[str] | None = None, backend: str = "onnxruntime",
+                 providers: Sequence[Any] | str | None = None, backend: str = "onnxruntime",
                  device: str | None = None, static_buckets: object = None) -> None:
         self.package = package
         self.max_seq_length = package.manifest.max_seq_length
@@ -138,7 +138,7 @@ class Encoder:
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None,
-             providers: Sequence[str] | None = None, verify: bool = True, *,
+             providers: Sequence[Any] | str | None = None, verify: bool = True, *,
              backend: str = "onnxruntime", device: str | None = None,
              static_buckets: bool | Sequence[int] | None = None) -> Encoder:
         """Load a package directory (default: the bundled all-MiniLM-L6-v2), checking its files.

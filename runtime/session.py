@@ -31,23 +31,31 @@ def default_threads() -> int:
     return max(1, available or 1)
 
 
-def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+def resolve_providers(providers: Sequence[Any] | str | None) -> list[Any]:
+    """Provider names, or (name, options) pairs for providers that take options (QNN's
+    backend_type, the OpenVINO provider's device_type), as onnxruntime accepts them."""
     if providers is None:
         return list(DEFAULT_PROVIDERS)
-    if isinstance(providers, str):
+    if isinstance(providers, str) or _is_provider_pair(providers):
         providers = [providers]
     if not isinstance(providers, (list, tuple)) or not providers \
-            or not all(isinstance(name, str) for name in providers):
-        raise EdgembedError("providers must be a provider name or a non-empty list of them, "
-                            f"got {reprlib.repr(providers)}")
+            or not all(isinstance(item, str) or _is_provider_pair(item) for item in providers):
+        raise EdgembedError("providers must be a provider name, a (name, options dict) pair, "
+                            f"or a non-empty list of them, got {reprlib.repr(providers)}")
     available = ort.get_available_providers()
-    unknown = [name for name in providers if name not in available]
+    names = [item if isinstance(item, str) else item[0] for item in providers]
+    unknown = [name for name in names if name not in available]
     if unknown:
         raise EdgembedError(
             f"execution provider(s) {', '.join(unknown)} not available in this onnxruntime build; "
             f"available: {', '.join(available)}"
         )
     return list(providers)
+
+
+def _is_provider_pair(item: object) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) \
+        and isinstance(item[1], dict)
 
 
 def check_threads(threads: object) -> int | None:
@@ -72,7 +80,8 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 
 def create_session(
-    model_path: Path | bytes, threads: int | None = None, providers: Sequence[str] | None = None
+    model_path: Path | bytes, threads: int | None = None,
+    providers: Sequence[Any] | str | None = None
 ) -> ort.InferenceSession:
     """A session on a model file (or serialised model bytes, as the exporter's search uses)."""
     threads = check_threads(threads)
