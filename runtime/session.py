@@ -86,10 +86,14 @@ def create_session(
     """A session on a model file (or serialised model bytes, as the exporter's search uses)."""
     threads = check_threads(threads)
     chosen = resolve_providers(providers)
+    options = session_options(threads)
+    if any((item if isinstance(item, str) else item[0]) == "DmlExecutionProvider"
+           for item in chosen):
+        options.enable_mem_pattern = False  # DirectML runs without memory patterns only
     try:
         return ort.InferenceSession(
             model_path if isinstance(model_path, bytes) else str(model_path),
-            sess_options=session_options(threads), providers=chosen
+            sess_options=options, providers=chosen
         )
     except Exception as exc:  # onnxruntime raises several private exception types
         name = "the in-memory model" if isinstance(model_path, bytes) else model_path
