@@ -111,15 +111,16 @@ def _read(model_path: Path) -> Any:
     try:
         return core().read_model(str(model_path))
     except Exception as exc:  # openvino raises RuntimeError with a multi-line report
-        text = str(exc)
-        failed = re.search(r"Conversion is failed for: (.*)", text)
-        what = (f"it has no conversion for {failed.group(1).strip()}" if failed
-                else reason(exc))
-        raise ModelLoadError(
-            f"OpenVINO cannot read {model_path}: {what}. The default package's per-token "
-            f"int8 (computed in the graph) is onnxruntime-only; OpenVINO reads packages "
-            f"exported with {READABLE_VARIANTS}, or load this one with backend='onnxruntime'"
-        ) from None
+        raise _unreadable(model_path, exc) from None
+
+
+def _unreadable(model_path: Path, exc: Exception) -> ModelLoadError:
+    failed = re.search(r"Conversion is failed for: (.*)", str(exc))
+    what = f"it has no conversion for {failed.group(1).strip()}" if failed else reason(exc)
+    return ModelLoadError(
+        f"OpenVINO cannot read {model_path}: {what}. The default package's per-token int8 "
+        f"(computed in the graph) is onnxruntime-only; OpenVINO reads packages exported "
+        f"with {READABLE_VARIANTS}, or load this one with backend='onnxruntime'")
 
 
 class OpenVINOSession:
@@ -135,19 +136,24 @@ class OpenVINOSession:
         self.model_path = Path(model_path)
         self.device = check_device(device)
         buckets = check_buckets(static_buckets)
-        self.model = _read(self.model_path)
-        self._inputs = [_port(node) for node in self.model.inputs]
-        self._outputs = [_port(node) for node in self.model.outputs]
         self.config = self._config(threads)
-        dynamic = not self.model.inputs[0].get_partial_shape().is_static
-        if buckets is None and dynamic and self.device.split(":")[0] in STATIC_DEVICES:
-            buckets = DEFAULT_BUCKETS
-        self.buckets = buckets if dynamic else None
         self._compiled: dict[tuple[int, int] | None, Any] = {}
         self._idle: dict[tuple[int, int] | None, queue.SimpleQueue] = {}
         self._lock = threading.Lock()
-        if self.buckets is None:
-            self._compile(None)  # one compiled model serves every shape (or the fixed one)
+        self._model: Any = None  # the read graph, kept only to compile more buckets
+        if buckets is None and self.device.split(":")[0] not in STATIC_DEVICES:
+            # one compiled model serves every shape; compiled from the file, so that with a
+            # warm cache OpenVINO loads the compiled blob without reading the ONNX graph
+            graph, self.buckets = self._compile(None), None
+        else:
+            graph = self._model = _read(self.model_path)
+            dynamic = not graph.inputs[0].get_partial_shape().is_static
+            self.buckets = (buckets or DEFAULT_BUCKETS) if dynamic else None
+            if self.buckets is None:  # fixed shapes: compiled once
+                self._compile(None)
+                self._model = None
+        self._inputs = [_port(node) for node in graph.inputs]
+        self._outputs = [_port(node) for node in graph.outputs]
 
     def _config(self, threads: int | None) -> dict[str, Any]:
         """CPU: the encoder's thread count and float32 arithmetic (OpenVINO would pick
@@ -172,13 +178,15 @@ class OpenVINOSession:
         with self._lock:
             if shape in self._compiled:
                 return self._compiled[shape]
-            model = self.model
+            model = str(self.model_path) if self._model is None else self._model
             if shape is not None:
-                model = self.model.clone()
+                model = self._model.clone()
                 model.reshape({node.get_any_name(): list(shape) for node in model.inputs})
             try:
                 compiled = core().compile_model(model, self.device, self.config)
             except Exception as exc:
+                if "Conversion is failed" in str(exc):
+                    raise _unreadable(self.model_path, exc) from None
                 where = "" if shape is None else f" for shape {list(shape)}"
                 raise ModelLoadError(f"OpenVINO cannot compile {self.model_path} on "
                                      f"{self.device}{where}: {reason(exc)}") from None

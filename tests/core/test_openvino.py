@@ -238,3 +238,44 @@ def test_static_shape_package_compiles_once(static_package, fp32_package, senten
     assert list(encoder.session._compiled) == [None]
     expected = Encoder.load(static_package).encode(texts)
     assert cosines(vectors, expected).min() >= 0.9999
+
+
+def test_cli_device_needs_the_openvino_backend():
+    result = edgembed("embed", "--device", "CPU", stdin="hello\n")
+    assert_one_line_error(result, "--device is for --backend openvino")
+
+
+@pytest.mark.slow
+def test_cli_embeds_and_searches_on_openvino(fp32_package, tmp_path):
+    import json
+
+    result = edgembed("embed", "--model", str(fp32_package), "--backend", "openvino",
+                      "--device", "CPU", stdin="water boils at 100 degrees\n")
+    assert result.returncode == 0, result.stderr
+    vector = np.array([json.loads(result.stdout)["embedding"]], dtype=np.float32)
+    expected = Encoder.load(fp32_package).encode(["water boils at 100 degrees"])
+    assert cosines(vector, expected)[0] >= 0.9999
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "water.txt").write_text("Water boils at 100 degrees Celsius at sea level.")
+    (docs / "bread.txt").write_text("Sourdough bread needs a lively starter.")
+    index = str(tmp_path / "index")
+    built = edgembed("index", str(docs), "--index", index, "--model", str(fp32_package),
+                     "--backend", "openvino")
+    assert built.returncode == 0, built.stderr
+    # without --model, the index's own package is loaded on the chosen backend
+    found = edgembed("search", "when does water boil", "--index", index, "--mode", "dense",
+                     "--backend", "openvino", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["file"].endswith("water.txt")
+
+
+@pytest.mark.slow
+def test_server_loads_its_encoder_on_openvino(fp32_package):
+    pytest.importorskip("starlette")
+    from edgembed.serve.app import load
+
+    encoder, index = load(str(fp32_package), backend="openvino", device="CPU", threads=1)
+    assert index is None and encoder.backend == "openvino"
+    assert encoder.session.device == "CPU"
