@@ -45,9 +45,9 @@ ST_ACCEPTED: dict[str, tuple[Any, ...]] = {
 _TORCH = "edgembed returns numpy arrays and never imports torch; use torch.from_numpy(...)"
 ST_REFUSED = {
     "convert_to_numpy": _TORCH, "convert_to_tensor": _TORCH,
-    "device": "edgembed runs on the onnxruntime providers chosen at load time "
-              "(Encoder.load(path, providers=[...])); device='cpu' is accepted for a CPU-only "
-              "encoder",
+    "device": "edgembed runs on the hardware chosen at load time (Encoder.load(path, "
+              "providers=[...]) for onnxruntime, or backend='openvino', device='GPU'); "
+              "device='cpu' is accepted for a CPU-only encoder",
     "output_value": "a package's graph pools and outputs sentence embeddings only",
     "truncate_dim": "use dims=, which keeps the first dims dimensions and, unlike truncate_dim, "
                     "re-normalises a unit-length model's vectors",
