@@ -15,6 +15,7 @@ import os
 import queue
 import re
 import reprlib
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,8 +56,23 @@ def core() -> Any:
     global _core
     with _core_lock:
         if _core is None:
-            _core = require("openvino", "openvino").Core()
+            _core = _import_openvino().Core()
         return _core
+
+
+def _import_openvino() -> Any:
+    """`import openvino`, without its usage telemetry. Importing openvino starts
+    openvino-telemetry, which sends events to Google Analytics unless the user has opted
+    out: an offline tool must not reach the network behind its user's back. With
+    openvino_telemetry unimportable during the import, OpenVINO falls back to the no-op
+    stub it ships for that case."""
+    if "openvino" in sys.modules or "openvino_telemetry" in sys.modules:
+        return require("openvino", "openvino")  # imported by the application already
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import → ImportError
+    try:
+        return require("openvino", "openvino")
+    finally:
+        del sys.modules["openvino_telemetry"]
 
 
 def available_devices() -> list[str]:

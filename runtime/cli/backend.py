@@ -20,8 +20,8 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Encoder.load's keyword arguments for the chosen backend; --device alone means
-    OpenVINO, the only backend that takes one."""
+    """Encoder.load's keyword arguments for the chosen backend; --device without
+    --backend openvino is refused (onnxruntime has no devices, only providers)."""
     backend = args.backend
     if args.device is not None and backend == "onnxruntime":
         raise EdgembedError("--device is for --backend openvino")
@@ -42,8 +42,8 @@ def load_encoder(args: argparse.Namespace, model: str | Path | None = None) -> E
 
 def index_encoder(args: argparse.Namespace) -> Encoder | None:
     """The encoder for a command on an existing index: --model if given; else, with a
-    backend chosen, the index's own model loaded on it; else None (the index loads its
-    model itself)."""
+    backend or --threads chosen, the index's own model loaded so; else None (the index
+    loads its model itself)."""
     if args.model:
         return load_encoder(args, args.model)
     if not chosen(args) and args.threads is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EdgembedError
-from .backend import add_backend_options
+from .backend import add_backend_options, load_options
 
 SERVE_LIMITS = ("max_body_bytes", "max_inputs", "max_batch", "batch_wait_ms", "max_queue",
                 "max_connections")
@@ -19,6 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise
         raise EdgembedError("edgembed serve needs the serve extra: "
                             "pip install 'edgembed[serve]'") from None
+    load_options(args)  # --device without --backend openvino: refused before importing
     chosen = {name: getattr(args, name) for name in SERVE_LIMITS
               if getattr(args, name) is not None}
     serve(model=args.model, index=args.index, host=args.host, port=args.port,

@@ -86,6 +86,34 @@ def test_missing_openvino_names_the_extra():
     assert issubclass(MissingExtraError, EdgembedError)
 
 
+def test_loading_sends_no_telemetry():
+    """Importing openvino starts Intel's usage telemetry (Google Analytics, opt-out):
+    edgembed imports it with the telemetry package hidden, so nothing leaves the machine,
+    not even from the process openvino-telemetry forks to send."""
+    code = """
+        import socket, sys, time
+        def refuse(*args, **kwargs):
+            print("NETWORK", args[:1], file=sys.stderr, flush=True)
+            raise OSError("blocked")
+        socket.getaddrinfo = refuse
+        socket.socket.connect = refuse
+        from edgembed import Encoder
+        from edgembed.errors import ModelLoadError
+        try:
+            Encoder.load(backend="openvino")
+        except ModelLoadError:
+            pass
+        import openvino.tools.ovc.telemetry_utils as telemetry
+        print(telemetry.tm.__name__)
+        time.sleep(1)  # openvino-telemetry sends from a thread, then a forked process
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "NETWORK" not in result.stderr, result.stderr
+    assert result.stdout.strip() == "openvino.tools.ovc.telemetry_stub"
+
+
 def test_cli_refuses_the_default_package_in_one_line():
     result = edgembed("embed", "--backend", "openvino", stdin="hello\n")
     assert_one_line_error(result, "OpenVINO cannot read", "int8-static")
