@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -25,6 +26,7 @@ FIELDS = ("kind", "graph", "rounds", "short_per_s", "latency_p50_ms", "latency_p
 
 def run(settings: harness.Settings) -> dict:
     started = time.time()
+    start_load = [round(x, 2) for x in os.getloadavg()]
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-openvino-"))
     chosen, skipped = harness.plan(settings, workdir)
     texts = harness.workload(settings)
@@ -43,6 +45,7 @@ def run(settings: harness.Settings) -> dict:
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 1),
         "machine": machine.machine_info(),
+        "load_average": {"start": start_load, "end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"threads": settings.threads, "rounds": settings.rounds,
                      "batch_size": harness.BATCH, "texts": texts["how"],
                      "reference": reference},
