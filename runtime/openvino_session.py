@@ -27,7 +27,6 @@ import numpy as np
 from .errors import EdgembedError, ModelLoadError, reason
 from .extras import require
 
-DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 # devices that compile for fixed input shapes only: dynamic packages get length buckets
 STATIC_DEVICES = ("NPU",)
 # sequence lengths a dynamic package is padded to when buckets are on: few enough that
@@ -152,12 +151,13 @@ class OpenVINOSession:
         self.model_path = Path(model_path)
         self.device = check_device(device)
         buckets = check_buckets(static_buckets)
+        static = self.device.split(":")[0] in STATIC_DEVICES and static_buckets is not False
         self.config = self._config(threads)
         self._compiled: dict[tuple[int, int] | None, Any] = {}
         self._idle: dict[tuple[int, int] | None, queue.SimpleQueue] = {}
         self._lock = threading.Lock()
         self._model: Any = None  # the read graph, kept only to compile more buckets
-        if buckets is None and self.device.split(":")[0] not in STATIC_DEVICES:
+        if buckets is None and not static:
             # one compiled model serves every shape; compiled from the file, so that with a
             # warm cache OpenVINO loads the compiled blob without reading the ONNX graph
             graph, self.buckets = self._compile(None), None

@@ -223,6 +223,8 @@ def test_length_buckets_compile_once_each_and_fill_the_cache(fp32_package, priva
                                                              sentences, reference):
     encoder = Encoder.load(fp32_package, backend="openvino", static_buckets=[16, 64])
     assert encoder.session.compiled_shapes == []  # compiled lazily, on first use
+    assert Encoder.load(fp32_package, backend="openvino",
+                        static_buckets=False).session.buckets is None
     counts = encoder.count_tokens(sentences)
     medium = next(text for text, count in zip(sentences, counts, strict=True)
                   if 16 < count <= 64)
@@ -307,3 +309,25 @@ def test_server_loads_its_encoder_on_openvino(fp32_package):
     encoder, index = load(str(fp32_package), backend="openvino", device="CPU", threads=1)
     assert index is None and encoder.backend == "openvino"
     assert encoder.session.device == "CPU"
+
+
+@pytest.mark.slow
+def test_openvino_backend_runs_without_torch(fp32_package):
+    """The slim runtime plus the openvino extra: no torch, transformers or onnx needed."""
+    code = f"""
+        import sys
+        heavy = ("torch", "transformers", "optimum", "sentence_transformers", "onnx")
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in heavy:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from edgembed import Encoder
+        vectors = Encoder.load({str(fp32_package)!r}, backend="openvino").encode(["hi"])
+        assert vectors.shape == (1, 384), vectors.shape
+        print([name for name in heavy if name in sys.modules])
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
