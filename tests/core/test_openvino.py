@@ -302,13 +302,26 @@ def test_cli_embeds_and_searches_on_openvino(fp32_package, tmp_path):
 
 
 @pytest.mark.slow
-def test_server_loads_its_encoder_on_openvino(fp32_package):
+def test_server_loads_its_encoder_on_openvino(fp32_package, tmp_path):
     pytest.importorskip("starlette")
+    from edgembed import Index
     from edgembed.serve.app import load
 
     encoder, index = load(str(fp32_package), backend="openvino", device="CPU", threads=1)
     assert index is None and encoder.backend == "openvino"
     assert encoder.session.device == "CPU"
+
+    built = Index.create(tmp_path / "index", Encoder.load(fp32_package))
+    built.add(["Water boils at 100 degrees Celsius.", "Bread needs a starter."])
+    built.save()
+    built.close()
+    # without a model, the index's own package is loaded on the chosen backend
+    encoder, index = load(None, str(tmp_path / "index"), backend="openvino")
+    try:
+        assert encoder.backend == "openvino" and encoder.path == fp32_package
+        assert index.search("when does water boil", k=1)[0].text.startswith("Water")
+    finally:
+        index.close()
 
 
 @pytest.mark.slow
