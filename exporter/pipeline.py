@@ -191,6 +191,8 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
         "pooling": model_source.pooling,
         "normalized": model_source.normalize,
         "prefixes": model_source.prefixes,
+        "prompts": original.prompts,
+        "default_prompt_name": original.default_prompt_name,
         "output": OUTPUT,
         "static_shape": shape,
         "optimization": optimization,
@@ -210,7 +212,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
                 write_package(reference_dir, fp32, tokenizer_file, {
                     key: getattr(manifest, key) for key in (
                         "name", "dim", "max_seq_length", "pooling", "normalized", "prefixes",
-                        "output")})
+                        "prompts", "default_prompt_name", "output")})
             manifest = replace(manifest, quality=_quality_card(
                 original, package, held_out, options.validation_texts is not None,
                 options.eval_data, reference_dir, compression.dims))

@@ -10,10 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..index import META_FILE, Hit, Index, IngestReport, index_paths
 from ..index.shards import ShardedIndex, is_sharded
+from .encode import add_prompt_options
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
@@ -95,16 +98,33 @@ def _search(args: argparse.Namespace, encoder: Encoder | None) -> list[Hit]:
         if where.startswith("lancedb:"):
             from ..index.lance import LanceIndex
 
-            return LanceIndex(where, encoder).search(args.query, k=args.k, rescore=args.rescore)
+            table = LanceIndex(where, encoder)
+            return table.search_vectors(_query_vector(args, table.encoder), k=args.k,
+                                        rescore=args.rescore)[0]
         with ShardedIndex.open(where, encoder=encoder) as sharded:
-            return sharded.search(args.query, k=args.k, rescore=args.rescore)
+            return sharded.search_vectors(_query_vector(args, sharded.encoder), k=args.k,
+                                          rescore=args.rescore)[0]
     index = Index.open(where, encoder=encoder, view=True)
     try:
+        if args.mode == "keyword":
+            if args.prompt_name is not None or args.prompt is not None:
+                raise EdgembedError("--mode keyword embeds nothing: --prompt-name and "
+                                    "--prompt apply to the dense and hybrid modes")
+            vectors = None
+        else:
+            vectors = _query_vector(args, index.encoder)
         return index.search(args.query, k=args.k, mode=args.mode or "hybrid",
                             rescore=args.rescore, keyword_syntax=args.keyword_syntax,
-                            folder=args.folder, file_types=args.type)
+                            folder=args.folder, file_types=args.type, vectors=vectors)
     finally:
         index.close()
+
+
+def _query_vector(args: argparse.Namespace, encoder: Encoder) -> np.ndarray:
+    """The query's vector: with the model's query prefix, or the prompt the command names."""
+    kind = None if args.prompt_name is not None or args.prompt is not None else "query"
+    return encoder.encode([args.query], kind=kind, prompt_name=args.prompt_name,
+                          prompt=args.prompt)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -190,6 +210,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--rescore", type=int, default=4, metavar="M",
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
     search.add_argument("--model", help="model package (default: the index's)")
+    add_prompt_options(search, "the query")
     search.add_argument("--threads", type=int)
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)

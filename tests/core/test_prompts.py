@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PROMPTS, prompted_package
 
-from edgembed import Encoder, EdgembedError
+from conftest import PROMPTS, prompted_package
+from edgembed import EdgembedError, Encoder
 
 TEXTS = ["cats sleep most of the day", "the stock market fell", ""]
 
