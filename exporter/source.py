@@ -44,6 +44,9 @@ class SourceModel:
     # config_sentence_transformers.json's named prompts and the one used when none is named
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    # where the folder came from, for the manifest: a Hub id and the commit it resolved to
+    hub_id: str | None = None
+    revision: str | None = None
 
 
 def _read_json(path: Path) -> Any:
