@@ -21,17 +21,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise EdgembedError(f"edgembed export needs the export extra ({exc.name} is missing): "
                             "pip install 'edgembed[export]'") from None
 
-    if args.recipe and args.source:
-        raise EdgembedError("give a source folder or --recipe FILE, not both")
     compression = _compression(args)
     if args.recipe:
         if compression is not None:
             raise EdgembedError("compression options apply to a source folder, not --recipe")
-        manifest = build_from_recipe(args.recipe, args.output)
+        manifest = build_from_recipe(args.recipe, args.output, folder=args.source)
     elif args.source:
         manifest = export_model(args.source, args.output, _options(args, compression))
     else:
-        raise EdgembedError("export needs a source folder or --recipe FILE")
+        raise EdgembedError("export needs a source (a model folder or a Hub id) or --recipe "
+                            "NAME")
     if args.json:
         print(json.dumps(manifest.to_dict(), indent=2))
         return 0
@@ -100,10 +99,13 @@ def _print_export_table(manifest: Manifest, output: str) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    export = commands.add_parser("export", help="export a HF / sentence-transformers folder")
-    export.add_argument("source", nargs="?", help="model folder")
+    export = commands.add_parser("export", help="export a HF / sentence-transformers model")
+    export.add_argument("source", nargs="?", help="model folder, or Hugging Face Hub id "
+                        "ORG/NAME[@REVISION] (downloaded into the Hub cache); with --recipe, "
+                        "a local copy of the recipe's model")
     export.add_argument("-o", "--output", required=True, help="package directory to write")
-    export.add_argument("--recipe", help="build from a recipe TOML instead of SOURCE")
+    export.add_argument("--recipe", metavar="NAME", help="build a catalog recipe (edgembed "
+                        "models lists them) or a recipe TOML file")
     export.add_argument("--quantize", default="auto", metavar="METHOD",
                         help="auto (default): per-token int8, keeping the MatMuls it hurts "
                         "most in float until the held-out cosine loss is within --max-loss; "
