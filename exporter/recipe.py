@@ -45,7 +45,16 @@ def _package_folder(source: dict[str, Any]) -> Path | None:
 def recipe_source(recipe: dict[str, Any], folder: str | Path | None = None
                   ) -> tuple[Path, str | None]:
     """The folder to build from and, when it came from the Hub, the Hub id (with revision)
-    to export, so that the manifest records the commit. The weights are verified first."""
+    to export, so that the manifest records the commit. The weights are verified."""
+    path, hub = _locate(recipe, folder)
+    note = _verify_weights(path, recipe["source"], recipe["name"])
+    if note:
+        warnings.warn(note, stacklevel=2)
+    return path, hub
+
+
+def _locate(recipe: dict[str, Any], folder: str | Path | None) -> tuple[Path, str | None]:
+    """The recipe's weights folder (see `recipe_source`), not yet verified."""
     source, name = recipe["source"], recipe["name"]
     hub = None
     if folder is not None:
@@ -65,7 +74,6 @@ def recipe_source(recipe: dict[str, Any], folder: str | Path | None = None
             raise ExportError(f"recipe {name}: its weights are not on this machine ({exc}); "
                               f"{extra}give a local copy: edgembed export --recipe {name} "
                               "FOLDER -o OUT") from None
-    _verify_weights(path, source, name)
     return path, hub
 
 
@@ -74,8 +82,9 @@ def recipe_source_folder(recipe: dict[str, Any], folder: str | Path | None = Non
     return recipe_source(recipe, folder)[0]
 
 
-def _verify_weights(folder: Path, source: dict[str, Any], name: str) -> None:
-    """Pinned weights must match the recipe's sha256; unpinned ones are named in a warning."""
+def _verify_weights(folder: Path, source: dict[str, Any], name: str) -> str | None:
+    """Pinned weights must match the recipe's sha256; for unpinned ones, the warning to give
+    (naming the sha256 found)."""
     expected = source.get("weights_sha256")
     if expected:
         weights = folder / source["weights_file"]
@@ -85,13 +94,13 @@ def _verify_weights(folder: Path, source: dict[str, Any], name: str) -> None:
         if actual != expected:
             raise ExportError(f"{weights} has sha256 {actual}, recipe expects {expected}: "
                               "refusing to build from other weights")
-        return
+        return None
     found = next((folder / file for file in WEIGHT_FILES if (folder / file).is_file()), None)
     if found is None:
         raise ExportError(f"{folder} has no weights ({' or '.join(WEIGHT_FILES)})")
-    warnings.warn(f"recipe {name} does not pin its weights (verified = false): building from "
-                  f"{found.name} with sha256 {sha256_file(found)}; check it against the "
-                  "model's publisher and pin it in the recipe", stacklevel=3)
+    return (f"recipe {name} does not pin its weights (verified = false): building from "
+            f"{found.name} with sha256 {sha256_file(found)}; check it against the model's "
+            "publisher and pin it in the recipe")
 
 
 def check_model(recipe: dict[str, Any], source: SourceModel) -> None:
@@ -120,6 +129,9 @@ def build_from_recipe(recipe_path: str | Path, output: str | Path,
     docstring). The options are checked before the weights are fetched or hashed."""
     recipe = load_recipe(recipe_path)
     options = recipe_options(recipe, str(recipe_path))
-    path, hub = recipe_source(recipe, folder)
+    path, hub = _locate(recipe, folder)
+    note = _verify_weights(path, recipe["source"], recipe["name"])
     check_model(recipe, read_source(path, pooling=options.pooling, prefixes=options.prefixes))
+    if note:  # said once the folder is known to be the recipe's model
+        warnings.warn(note, stacklevel=2)
     return export_model(hub or path, output, options)
