@@ -89,3 +89,17 @@ def test_bad_recipes_are_refused_by_field(tmp_path: Path, old, new, message):
     with pytest.raises(RecipeError) as caught:
         load_recipe_file(path)
     assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_docs_catalog_lists_every_recipe_as_it_is():
+    """docs/catalog.md's table row of each recipe names its Hub id, dim, length and pooling."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text("utf-8")
+    rows = {line.split("|")[1].strip(" `"): [cell.strip() for cell in line.split("|")[2:6]]
+            for line in page.splitlines()
+            if line.startswith("| `") and line.count("|") == 9}  # the catalog's table
+    for recipe in catalog():
+        model = recipe.model
+        assert rows[recipe.name] == [recipe.source["hub_id"], str(model["dim"]),
+                                     str(model["max_seq_length"]),
+                                     model["pooling"].upper() if model["pooling"] == "cls"
+                                     else model["pooling"]], recipe.name
