@@ -71,3 +71,18 @@ def test_bad_prompt_arguments_are_clear_errors(prompted_encoder, default_encoder
         prompted_encoder.encode_iter(TEXTS, prompt=3)
     with pytest.raises(EdgembedError, match="unknown prompt_name"):
         prompted_encoder.encode_with_usage(TEXTS, prompt_name=["query"])
+
+
+def test_framework_adapters_take_a_prompt_instead_of_the_kind(prompted_encoder):
+    """LangChain / LlamaIndex adapters: query_encode_kwargs={"prompt_name": ...} replaces the
+    query prefix; documents keep the document prefix."""
+    from edgembed.integrations.embedder import Embedder
+
+    embedder = Embedder.build(encoder=prompted_encoder,
+                              query_encode_kwargs={"prompt_name": "classification"})
+    assert np.allclose(embedder.encode(TEXTS, "query"),
+                       prompted_encoder.encode(TEXTS, prompt="classify: "), atol=1e-6)
+    assert np.allclose(embedder.encode(TEXTS, "document"),
+                       prompted_encoder.encode(TEXTS, kind="document"), atol=1e-6)
+    with pytest.raises(EdgembedError, match="unknown prompt_name"):
+        Embedder.build(encoder=prompted_encoder, query_encode_kwargs={"prompt_name": "x"})
