@@ -22,9 +22,10 @@ CORPUS = ("the a cat dog sat on mat ran fast slow big small red blue query passa
 
 
 def build_tiny_model(folder: Path, prompts: dict[str, str] | None = None,
-                     default_prompt_name: str | None = None) -> Path:
+                     default_prompt_name: str | None = None, safetensors: bool = True) -> Path:
     """A sentence-transformers folder: a 2-layer BERT with random weights, a WordPiece
-    tokenizer trained here with `tokenizers`, mean pooling and Normalize."""
+    tokenizer trained here with `tokenizers`, mean pooling and Normalize. `safetensors=False`
+    saves the weights as pytorch_model.bin."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -50,7 +51,7 @@ def build_tiny_model(folder: Path, prompts: dict[str, str] | None = None,
     config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32,
                         num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                         max_position_embeddings=64)
-    BertModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    BertModel(config).eval().save_pretrained(folder, safe_serialization=safetensors)
     modules = [{"idx": 0, "name": "0", "path": "", "type":
                 "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type":

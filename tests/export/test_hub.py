@@ -96,6 +96,20 @@ def test_a_pinned_revision_is_what_is_exported(hub, tmp_path):
         fake.branches[REPO]["main"] = hub["commit"]
 
 
+def test_a_repository_without_safetensors_gives_its_pytorch_weights(hub, tmp_path):
+    folder = build_tiny_model(tmp_path / "tiny-bin", safetensors=False)
+    files = repo_files(folder)
+    assert "pytorch_model.bin" in files and "model.safetensors" not in files
+    commit = hub["hub"].add("tiny-org/tiny-bin", files)
+    out = tmp_path / "pkg"
+    result = export(hub, "tiny-org/tiny-bin", "-o", str(out), "--quantize", "none",
+                    "--no-validate")
+    assert result.returncode == 0, result.stderr[-3000:]
+    source = json.loads((out / "manifest.json").read_text())["source"]
+    assert source["weights_file"] == "pytorch_model.bin" and source["revision"] == commit
+    assert source["weights_sha256"] == sha256(files["pytorch_model.bin"])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
