@@ -98,9 +98,9 @@ def _message(exc: Exception, repo_id: str, revision: str | None) -> str:
     if isinstance(exc, LocalEntryNotFoundError):
         why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE \
             else f"the Hub ({constants.ENDPOINT}) cannot be reached"
-        return (f"cannot get {name}: {why} and it is not in the Hugging Face cache "
-                f"({constants.HF_HUB_CACHE}); download it once online, or export a local "
-                "folder")
+        return (f"cannot get {name}: no such local folder, it is not in the Hugging Face "
+                f"cache ({constants.HF_HUB_CACHE}), and {why}; download it once online, or "
+                "check the folder's path")
     if isinstance(exc, GatedRepoError):
         return (f"{repo_id} is gated on the Hub: accept its terms on the model page "
                 "and log in (hf auth login), or export a local folder")
