@@ -214,7 +214,8 @@ def embed_to_parquet(inputs: Sequence[str | Path], out: str | Path, *,
     decides; "auto": the cluster of this machine). `actors` (default: as many as the
     cluster's CPUs allow) each reserve `cpus_per_actor` CPUs and run that many onnxruntime
     threads (`threads` overrides it; more threads than CPUs only oversubscribes). Parts
-    whose file exists in `out` are skipped, so rerunning a killed job resumes it."""
+    whose file exists in `out` are skipped, so rerunning a killed job resumes it (and, once
+    every part is written, removes the temporary files its killed writers left)."""
     ray = require("ray", "ray")
     require("pyarrow", "ray")
     fields = fields or Fields()
