@@ -300,6 +300,8 @@ def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
     ({"weight_bits": 4}, {"quantize": "fp16"}, "pair it with --quantize"),
     ({"weight_bits": 4}, {"quantize": "int8-static"}, "pair it with --quantize"),
     ({"weight_bits": 2}, {}, "--weight-bits must be one of"),
+    ({"keep_scripts": ["latin", "klingon"]}, {}, "unknown script 'klingon'"),
+    ({"keep_scripts": "latin"}, {}, "a list of script names"),
 ])
 def test_nonsense_combinations_refused(minilm_source, tmp_path, options, export_options,
                                        message):
