@@ -183,7 +183,14 @@ def test_unknown_script_refused_by_the_cli(minilm_source, tmp_path, capsys):
 # --- exported packages (torch) ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory):
+def sources(tmp_path_factory):
+    """family → its tiny sentence-transformers folder."""
+    root = tmp_path_factory.mktemp("sources")
+    return {family: build_model(family, root) for family in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory, sources):
     """family → {variant: package folder}: unpruned, kept scripts, corpus; float32."""
     root = tmp_path_factory.mktemp("kinds")
     corpus = root / "corpus.txt"
@@ -191,8 +198,7 @@ def packages(tmp_path_factory):
     variants = {"unpruned": Compression(), "scripts": Compression(keep_scripts=list(KEPT)),
                 "corpus": Compression(prune_vocab=corpus)}
     built = {}
-    for family in FAMILIES:
-        source = build_model(family, root / "sources")
+    for family, source in sources.items():
         built[family] = {}
         for name, compression in variants.items():
             output = root / f"{family}-{name}"
@@ -229,3 +235,22 @@ def test_pruned_package_keeps_kept_text_vectors(family, variant, packages):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
     if variant == "scripts":  # their tokens are gone, so their vectors change
         assert cosines(vectors, unpruned.encode(dropped)).min() < 0.99
+
+
+@pytest.mark.slow
+def test_cli_keeps_scripts_of_a_quantized_unigram_package(sources, packages, tmp_path, capsys):
+    output = tmp_path / "pkg"
+    assert main(["export", str(sources["xlm-roberta"]), "-o", str(output), "--json",
+                 "--keep-scripts", "latin, cyrillic", "--table-bits", "4",
+                 "--quantize", "int8-dynamic", "--no-validate"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    compression = manifest["compression"]
+    assert compression["requested"]["keep_scripts"] == ["latin", "cyrillic"]
+    assert compression["applied"]["vocabulary"]["scripts"] == ["latin", "cyrillic"]
+    assert "GatherBlockQuantized" in compression["applied"]["token_table"]
+    pruned, unpruned = Encoder.load(output), Encoder.load(packages["xlm-roberta"]["unpruned"])
+    kept = [*TEXTS["latin"], *TEXTS["cyrillic"]]
+    # int8 weights and a 4-bit table against float32: close, not equal (and the int8
+    # kernels differ slightly between AVX2 and AVX-512 VNNI CPUs)
+    assert cosines(pruned.encode(kept), unpruned.encode(kept)).mean() >= 0.95
+    assert np.isfinite(pruned.encode([*TEXTS["thai"], *TEXTS["cjk"]])).all()
