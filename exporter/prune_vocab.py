@@ -128,28 +128,31 @@ def read_vocabulary(tokenizer: dict[str, Any]) -> Vocabulary:
         if sorted(by_id) != list(range(len(by_id))):
             raise ExportError("the tokenizer's vocabulary ids are not 0..N-1")
         tokens = [by_id[index] for index in range(len(by_id))]
+    byte_level = kind == "BPE" and _byte_level(tokenizer)
+    spelled = [_spelled(token, kind, model, byte_level) for token in tokens]
     always = {token["id"] for token in tokenizer.get("added_tokens", [])}
-    spelled = [_spelled(token, kind, model, tokenizer) for token in tokens]
+    unknown = model.get("unk_id") if kind == "Unigram" else model["vocab"].get(
+        model.get("unk_token"))
+    if unknown is not None:
+        always.add(unknown)
     if model.get("byte_fallback"):
-        always |= {index for index, token in enumerate(tokens) if BYTE_PIECE.fullmatch(token)}
-        if len(always) < 256:
-            raise ExportError("the tokenizer uses byte fallback but lacks byte pieces")
-    elif kind == "BPE" and _byte_level(tokenizer):
+        pieces = {index for index, token in enumerate(tokens) if BYTE_PIECE.fullmatch(token)}
+        if len(pieces) < 256:
+            raise ExportError("the tokenizer uses byte fallback but lacks some of the 256 "
+                              "<0x..> byte pieces")
+        always |= pieces
+    elif byte_level:
         from tokenizers import pre_tokenizers
 
         alphabet = set(pre_tokenizers.ByteLevel.alphabet())
-        always |= {index for index, token in enumerate(tokens) if token in alphabet}
-        if sum(token in alphabet for token in tokens) < len(alphabet):
+        if not alphabet <= set(tokens):
             raise ExportError("this byte-level BPE lacks some of the 256 byte tokens, so "
                               "text outside the kept tokens could not always be encoded")
-    else:
-        unknown = model.get("unk_id") if kind == "Unigram" else model.get("vocab", {}).get(
-            model.get("unk_token"))
-        if unknown is None:
-            raise ExportError(f"this {kind} tokenizer has no unknown token, byte fallback or "
-                              "byte-level alphabet: text of dropped tokens would encode to "
-                              "nothing, so its vocabulary cannot be pruned safely")
-        always.add(unknown)
+        always |= {index for index, token in enumerate(tokens) if token in alphabet}
+    elif unknown is None:
+        raise ExportError(f"this {kind} tokenizer has no unknown token, byte fallback or "
+                          "byte-level alphabet: text of dropped tokens would encode to "
+                          "nothing, so its vocabulary cannot be pruned safely")
     return Vocabulary(kind, tokens, spelled, frozenset(always))
 
 
@@ -159,7 +162,7 @@ def _byte_level(tokenizer: dict[str, Any]) -> bool:
         step.get("type") == "ByteLevel" for step in pre.get("pretokenizers") or [])
 
 
-def _spelled(token: str, kind: str, model: dict[str, Any], tokenizer: dict[str, Any]) -> str:
+def _spelled(token: str, kind: str, model: dict[str, Any], byte_level: bool) -> str:
     """The characters a token stands for: without WordPiece's `##` or BPE's subword
     markers, SentencePiece's `▁` as a space, byte-level BPE decoded (an incomplete UTF-8
     sequence becomes U+FFFD, a character of no script)."""
@@ -167,7 +170,7 @@ def _spelled(token: str, kind: str, model: dict[str, Any], tokenizer: dict[str, 
         return token.removeprefix(model.get("continuing_subword_prefix") or "##")
     if kind == "Unigram":
         return token.replace("\u2581", " ")
-    if _byte_level(tokenizer):
+    if byte_level:
         from tokenizers import decoders
 
         return decoders.ByteLevel().decode([token])

@@ -7,6 +7,7 @@ dropped script still encodes: to the unknown token, or to bytes."""
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 
 import numpy as np
@@ -144,6 +145,23 @@ def test_latin_source_is_the_latin_and_greek_scripts(tokenizers):
     # any Unicode script name works beside the named sets
     assert kept_vocabulary(path, False, ["Thai"])[0] == kept_vocabulary(path, False,
                                                                       ["thai"])[0]
+
+
+def test_byte_fallback_pieces_are_kept(tokenizers, tmp_path):
+    """A Unigram with byte fallback (as Llama-style SentencePiece models have): dropped
+    scripts fall back to the <0x..> pieces, never to the unknown token."""
+    document = json.loads(tokenizers["xlm-roberta"].read_text(encoding="utf-8"))
+    document["model"]["vocab"] += [[f"<0x{byte:02X}>", -30.0] for byte in range(256)]
+    document["model"]["byte_fallback"] = True
+    path = tmp_path / "fallback.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    kept_ids, _ = kept_vocabulary(path, scripts=["latin"])
+    before, after, _ = _pruned(path, kept_ids, tmp_path)
+    _assert_same(before, after, kept_ids, TEXTS["latin"])
+    for encoding in after.encode_batch([*TEXTS["thai"], *TEXTS["cyrillic"]]):
+        tokens = set(encoding.tokens) - {"<s>", "</s>", "\u2581"}
+        assert tokens and all(re.fullmatch(r"<0x[0-9A-F]{2}>", t) for t in tokens)
+    assert len(kept_ids) < len(document["model"]["vocab"]) - 100
 
 
 def _with_model(path, tmp_path, **changes):
