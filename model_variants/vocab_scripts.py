@@ -8,7 +8,8 @@ package. Unigram (XLM-RoBERTa) and byte-level BPE (RoBERTa) are measured on the 
 random-weight models the tests build (tests/multiscript.py: 2 layers, 32 dimensions,
 tokenizers trained on a few sentences of nine scripts), since no multilingual weights
 are installed here: their numbers show what pruning does to tokenization, not the
-quality of a real multilingual model.
+quality of a real multilingual model. Their WordPiece and Unigram trainers break ties
+differently on each run, so their dropped-script cosines vary between runs.
 
 Every package is float32 (`--quantize none`), so the cosines measure pruning alone.
 Texts: the built-in validation set (200 sentences, English with a few in other scripts)
