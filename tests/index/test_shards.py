@@ -43,7 +43,8 @@ def corpus(sentences):
 def text_queries(sentences):
     """Sentences of the corpus, the rare word alone and with common ones, a number (a term
     in a few documents of several shards), and queries with no words at all."""
-    return [*sentences[:10], RARE, f"{RARE} birds home", "(17) (200)", "", "   ", "?!"]
+    return [*sentences[:10], RARE, f"{RARE} birds home", f"{RARE.title()}s and a {RARE}",
+            "(17) (200)", "", "   ", "?!"]
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,28 @@ def test_common_words_are_left_out_by_counts_over_all_shards(shards, single, tex
     for mode in ("keyword", "hybrid"):
         same_hits(shards.search(text_queries, 10, mode=mode),
                   single.search(text_queries, 10, mode=mode))
+
+
+@pytest.mark.parametrize("tokenizer", ["unicode", "trigram"])
+def test_other_keyword_tokenizers(tmp_path, default_encoder, corpus, vectors, text_queries,
+                                  tokenizer):
+    """Words that are several terms (trigrams) or none (shorter than a trigram): the
+    phrases are FTS5's, whatever the tokenizer makes of them."""
+    def index(path, rows):
+        created = Index.create(path, default_encoder, keyword_tokenizer=tokenizer)
+        created.add_vectors(vectors[rows], texts=corpus[rows],
+                            ids=[f"d{i}" for i in range(N)][rows])
+        created.save()
+        return created
+
+    one = index(tmp_path / "one", slice(400, 700))
+    shards = [index(tmp_path / f"s{n}", slice(start, start + 100))
+              for n, start in enumerate((400, 500, 600))]
+    queries = [*text_queries, "ab cd", "ion"]
+    with ShardedIndex(shards) as sharded:
+        for mode in ("keyword", "hybrid"):
+            same_hits(sharded.search(queries, 10, mode=mode), one.search(queries, 10, mode=mode))
+    one.close()
 
 
 def test_varint_is_sqlites():
