@@ -14,7 +14,8 @@
 5. ``--part lengths`` alone: passages per CPU-second at one thread, short sentences against
    SciFact abstracts.
 6. ``--part shards`` alone (no Ray): the one-process vectors in one index and in three
-   shards, nDCG@10 of every search mode (dense, keyword, hybrid) through each.
+   shards, nDCG@10 and milliseconds per query of every search mode (dense, keyword,
+   hybrid) through each.
 """
 
 from __future__ import annotations
@@ -201,6 +202,17 @@ def _write(report: dict[str, Any], out: str) -> None:
                      indent=1))
 
 
+def _ms_per_query(index: Any, data: Any, queries: np.ndarray, mode: str,
+                  count: int = 100) -> float:
+    """Median milliseconds of one search (query vector given: no encoding)."""
+    times = []
+    for i in range(min(count, len(queries))):
+        start = time.perf_counter()
+        index.search(data.query_texts[i], K, mode=mode, rescore=RESCORE, vectors=queries[i])
+        times.append((time.perf_counter() - start) * 1e3)
+    return round(float(np.median(times)), 2)
+
+
 def _modes_through_shards(data: Any, data_dir: Path, encoder: Encoder, tmp: Path,
                           args: argparse.Namespace) -> dict[str, Any]:
     """The same vectors and texts in one index and in three shards (the corpus cut in
@@ -229,7 +241,9 @@ def _modes_through_shards(data: Any, data_dir: Path, encoder: Encoder, tmp: Path
         out[mode] = {"single_ndcg@10": _ndcg(data, one), "shards_ndcg@10": _ndcg(data, many),
                      "identical_hits": float(np.mean([
                          [(h.id, h.score) for h in a] == [(h.id, h.score) for h in b]
-                         for a, b in zip(one, many, strict=True)]))}
+                         for a, b in zip(one, many, strict=True)])),
+                     "ms_per_query_single": _ms_per_query(single, data, queries, mode),
+                     "ms_per_query_shards": _ms_per_query(sharded, data, queries, mode)}
     sharded.close()
     single.close()
     return out
