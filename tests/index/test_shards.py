@@ -170,6 +170,31 @@ def test_other_keyword_tokenizers(tmp_path, default_encoder, corpus, vectors, te
     one.close()
 
 
+def test_a_shard_saved_meanwhile_is_searched_in_its_new_state(tmp_path, default_encoder,
+                                                              corpus, vectors, text_queries):
+    """Another writer saves a shard after the shards were opened: every mode sees the new
+    documents in BM25's statistics as in the dense cascade, as one index holding them."""
+    def fill(index, rows):
+        index.add_vectors(vectors[rows], texts=corpus[rows], ids=[f"d{i}" for i in range(N)][rows])
+        index.save()
+
+    for number, rows in enumerate((slice(0, 100), slice(100, 200))):
+        with Index.create(tmp_path / f"s{number}", default_encoder) as shard:
+            fill(shard, rows)
+    sharded = ShardedIndex([Index.open(tmp_path / f"s{n}", view=True) for n in range(2)])
+    sharded.search(text_queries, 10, mode="hybrid")  # statistics of 200 documents read
+    with Index.open(tmp_path / "s0", encoder=default_encoder) as writer:
+        fill(writer, slice(450, 480))  # holds the rare word
+    one = Index.create(tmp_path / "one", default_encoder)
+    for rows in (slice(0, 100), slice(450, 480), slice(100, 200)):
+        fill(one, rows)
+    for mode in MODES:
+        same_hits(sharded.search(text_queries, 10, mode=mode),
+                  one.search(text_queries, 10, mode=mode))
+    sharded.close()
+    one.close()
+
+
 def test_varint_is_sqlites():
     assert bm25.varint(bytes([0x05])) == (5, 1)
     assert bm25.varint(bytes([0x81, 0x00, 0x07])) == (128, 2)
