@@ -43,13 +43,12 @@ from ..errors import EdgembedError, IndexFileError, reason
 from . import bm25, cascade, keyword
 from .index import (
     CHANGED_RETRIES,
-    SEARCH_MODES,
     Hit,
     Index,
     _check_k_rescore,
+    _Plan,
     _write_json_atomic,
     hit,
-    query_vectors,
 )
 
 SHARDS_FILE = "shards.json"
@@ -139,19 +138,9 @@ class ShardedIndex:
         docstring). `vectors`: the queries' vectors (kind="query"), if encoded already."""
         single = isinstance(queries, str)
         texts = check_texts(queries)
-        _check_k_rescore(k, rescore)
-        self._check_mode(mode)
-        for shard in self.shards:
-            shard._exact(exact)  # refuse exact=False on exact shards before encoding
-        q = None
-        if mode != "keyword":
-            if vectors is not None:
-                q = self.shards[0]._query_matrix(vectors)
-                if len(q) != len(texts):
-                    raise EdgembedError(f"{len(q)} query vectors for {len(texts)} queries")
-            else:
-                q = query_vectors(self.encoder, texts)[0]
-        hits = self._search(texts, q, k, mode, rescore, exact)
+        plan = self._plan(k, mode, rescore, exact)
+        hits = self._search(texts, self.shards[0]._given_or_encoded(texts, vectors, plan), k,
+                            mode, rescore, exact)
         return hits[0] if single else hits
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, rescore: int = 4,
@@ -161,12 +150,14 @@ class ShardedIndex:
         return self._search(None, self.shards[0]._query_matrix(vectors), k, "dense", rescore,
                             exact)
 
-    def _check_mode(self, mode: str) -> None:
-        if mode not in SEARCH_MODES:
-            raise EdgembedError(f"search mode must be one of {', '.join(SEARCH_MODES)}, "
-                                f"got {mode!r}")
+    def _plan(self, k: int, mode: str, rescore: int, exact: bool | None) -> _Plan:
+        """Every shard's checks of `Index.search` (arguments, keyword table, exact), and
+        the shards' own: texts, and no unsaved changes (FTS5 writes its statistics when
+        a change is committed)."""
+        for shard in self.shards:
+            plan = shard._plan(k, mode, rescore, exact)
         if mode == "dense":
-            return
+            return plan
         if not self.texts:
             raise EdgembedError(
                 f"the shards at {self.shards[0].path.parent} hold no texts (the Parquet files "
@@ -174,10 +165,10 @@ class ShardedIndex:
                 "search with mode='dense' (--mode dense), or embed without --no-text and "
                 "build the shards again")
         for shard in self.shards:
-            shard._check_keyword_table()
             if shard._dirty:
                 raise EdgembedError(f"shard {shard.path} has unsaved changes: save it before a "
                                     f"{mode} search over the shards")
+        return plan
 
     def _search(self, texts: list[str] | None, q: np.ndarray | None, k: int, mode: str,
                 rescore: int, exact: bool | None) -> list[list[Hit]]:
@@ -316,7 +307,8 @@ class _KeywordTable:
     rows: int
     tokens: int
     matches: dict[str, tuple[np.ndarray, np.ndarray]]  # phrase → keys, bm25() alone
-    lengths: dict[int, float]  # key → tokens, for every matched key
+    keys: np.ndarray  # every matched key, ascending
+    lengths: np.ndarray  # their lengths in tokens
 
     def frequencies(self, phrases: Sequence[str],
                     ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -326,7 +318,7 @@ class _KeywordTable:
         if not phrases:
             return np.empty(0, np.uint64), [], np.empty(0)
         keys = np.unique(np.concatenate([self.matches[p][0] for p in phrases]))
-        lengths = np.array([self.lengths[int(key)] for key in keys], np.float64)
+        lengths = self.lengths[np.searchsorted(self.keys, keys)]
         avgdl = bm25.average_length(self.rows, self.tokens)
         out = []
         for phrase in phrases:
@@ -346,8 +338,7 @@ def _keyword_table(store: Any, phrases: Sequence[str]) -> _KeywordTable:
     matches = {phrase: store.phrase_matches(phrase) for phrase in phrases}
     keys = np.unique(np.concatenate([np.empty(0, np.int64)]
                                     + [found for found, _ in matches.values()]))
-    lengths = dict(zip(keys.tolist(), store.token_counts(keys.tolist()).tolist(), strict=True))
-    return _KeywordTable(rows, tokens, matches, lengths)
+    return _KeywordTable(rows, tokens, matches, keys, store.token_counts(keys.tolist()))
 
 
 def _global_keys(shards: np.ndarray, keys: np.ndarray) -> np.ndarray:

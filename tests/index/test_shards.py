@@ -134,6 +134,17 @@ def test_no_words_no_keyword_hits(shards, single):
         same_hits([shards.search(query, k=5)], [single.search(query, k=5)])  # dense, fused
 
 
+def test_bad_arguments_are_refused_as_by_an_index(shards):
+    with pytest.raises(EdgembedError, match="search mode must be one of"):
+        shards.search("birds", mode="bm25")
+    with pytest.raises(EdgembedError, match="k must be a positive integer"):
+        shards.search("birds", k=0, mode="keyword")
+    with pytest.raises(EdgembedError, match="mode='exact'"):
+        shards.search("birds", exact=False)
+    with pytest.raises(EdgembedError, match="2 query vectors for 1 queries"):
+        shards.search(["birds"], vectors=np.ones((2, shards.dim), np.float32))
+
+
 def test_common_words_are_left_out_by_counts_over_all_shards(shards, single, text_queries,
                                                              monkeypatch):
     """With the threshold lowered, words in over 20% of all documents leave keyword
