@@ -86,18 +86,27 @@ def _display_path(path: str) -> str:
 
 def _search(args: argparse.Namespace, encoder: Encoder | None) -> list[Hit]:
     """Search an index folder, a sharded index folder or a LanceDB table (lancedb:URI).
-    Sharded indexes and LanceDB tables hold no keyword table: they search densely."""
+    Sharded indexes search in every mode, as one index would; they have no file table
+    (no --folder, --type) and read queries as plain words. LanceDB tables hold no keyword
+    table: they search densely."""
     where = args.index
-    if where.startswith("lancedb:") or is_sharded(where):
+    if where.startswith("lancedb:"):
         if args.mode not in (None, "dense") or args.keyword_syntax or args.folder or args.type:
-            raise EdgembedError(f"{where} is searched by embeddings only: use --mode dense, "
-                                "without --keyword-syntax, --folder or --type")
-        if where.startswith("lancedb:"):
-            from ..index.lance import LanceIndex
+            raise EdgembedError(f"{where} is searched by embeddings only (LanceDB tables "
+                                "exported by edgembed hold no keyword index): use --mode "
+                                "dense, without --keyword-syntax, --folder or --type")
+        from ..index.lance import LanceIndex
 
-            return LanceIndex(where, encoder).search(args.query, k=args.k, rescore=args.rescore)
+        return LanceIndex(where, encoder).search(args.query, k=args.k, rescore=args.rescore)
+    if is_sharded(where):
+        if args.keyword_syntax or args.folder or args.type:
+            raise EdgembedError(f"{where} is a sharded index: it reads queries as plain words "
+                                "and has no file table; search without --keyword-syntax, "
+                                "--folder or --type")
         with ShardedIndex.open(where, encoder=encoder) as sharded:
-            return sharded.search(args.query, k=args.k, rescore=args.rescore)
+            # shards without texts search densely, unless another mode is asked for
+            mode = args.mode or ("hybrid" if sharded.texts else "dense")
+            return sharded.search(args.query, k=args.k, mode=mode, rescore=args.rescore)
     index = Index.open(where, encoder=encoder, view=True)
     try:
         return index.search(args.query, k=args.k, mode=args.mode or "hybrid",
