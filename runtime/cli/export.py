@@ -66,8 +66,11 @@ def _compression(args: argparse.Namespace) -> Compression | None:
         except ValueError:
             raise EdgembedError(f"--keep-layers takes comma-separated layer numbers, e.g. "
                                 f"0,1,2,5; got {args.keep_layers!r}") from None
+    scripts = None
+    if args.keep_scripts is not None:
+        scripts = [name.strip() for name in args.keep_scripts.split(",") if name.strip()]
     compression = Compression(
-        prune_vocab=args.prune_vocab, layers=args.layers, keep_layers=keep,
+        prune_vocab=args.prune_vocab, keep_scripts=scripts, layers=args.layers, keep_layers=keep,
         prune_heads=args.prune_heads, prune_ffn=args.prune_ffn, heal=args.heal,
         heal_minutes=args.heal_minutes if args.heal_minutes is not None else 5.0,
         heal_steps=args.heal_steps, dims=args.dims, table_bits=args.table_bits,
@@ -134,8 +137,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     shrink.add_argument("--prune-vocab", nargs="?", const=True, default=False,
                         metavar="SOURCE", help="keep only the tokens needed for a word list or "
                         "corpus file (one text per line), or built-in english-20/35/50 "
-                        "(default english-35), or built-in latin (every Latin/Greek-script "
-                        "token; drops [unused] rows and other scripts)")
+                        "(default english-35), or built-in latin (= --keep-scripts "
+                        "latin,greek); WordPiece, Unigram and BPE tokenizers")
+    shrink.add_argument("--keep-scripts", metavar="LIST",
+                        help="keep every token written in these scripts, e.g. latin,cyrillic "
+                        "(sets: latin, greek, cyrillic, arabic, hebrew, devanagari, thai, cjk; "
+                        "or Unicode script names); with --prune-vocab SOURCE, on top of its "
+                        "tokens")
     shrink.add_argument("--table-bits", type=int, choices=(4,),
                         help="store the token-embedding table as 4-bit blocks")
     shrink.add_argument("--weight-bits", type=int, choices=(4,),
