@@ -178,9 +178,52 @@ class Encoder:
             raise EdgembedError(f"kind must be one of {KINDS}, got {reprlib.repr(kind)}")
         return (self.manifest.prefixes or {}).get(kind) or ""
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The package's named prompts (sentence-transformers' `prompts`: name → text)."""
+        return dict(self.manifest.prompts)
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt used when a call names none (sentence-transformers' setting)."""
+        return self.manifest.default_prompt_name
+
+    def resolve_prompt(self, kind: str | None = None, prompt_name: str | None = None,
+                       prompt: str | None = None) -> str:
+        """The text put before every input, from at most one of: `prompt` (the literal
+        text), `prompt_name` (one of `prompts`), `kind` ("query" or "document": the
+        package's prefixes). With none, the default prompt if the package names one (as
+        sentence-transformers does), else the document prefix. Passing two is refused:
+        sentence-transformers would silently drop one."""
+        given = [name for name, value in (("kind", kind), ("prompt_name", prompt_name),
+                                          ("prompt", prompt)) if value is not None]
+        if len(given) > 1:
+            raise EdgembedError(f"pass one of {' or '.join(given)}, not both: each chooses "
+                                "the text put before the inputs")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise EdgembedError(f"prompt must be a string, got {reprlib.repr(prompt)}")
+            return prompt
+        if prompt_name is not None:
+            return self._named_prompt(prompt_name)
+        if kind is None and self.default_prompt_name is not None:
+            return self._named_prompt(self.default_prompt_name)
+        return self.prefix("document" if kind is None else kind)
+
+    def _named_prompt(self, name: Any) -> str:
+        if not isinstance(name, str) or name not in self.manifest.prompts:
+            names = ", ".join(repr(key) for key in self.manifest.prompts)
+            raise EdgembedError(
+                f"unknown prompt_name {reprlib.repr(name)}: "
+                + (f"this package's prompts are {names}" if names else
+                   "this package has no named prompts")
+                + "; kind='query' or kind='document' picks its prefixes, prompt='...' any text")
+        return self.manifest.prompts[name]
+
     def encode(self, texts: str | Iterable[str], batch_size: int = 32,
-               precision: str = "float32", kind: str = "document",
+               precision: str = "float32", kind: str | None = None,
                show_progress: bool | None = None, dims: int | None = None, *,
+               prompt_name: str | None = None, prompt: str | None = None,
                normalize_embeddings: bool = False, show_progress_bar: bool | None = None,
                convert_to_numpy: bool = True, **st_options: Any) -> np.ndarray:
         """Embed texts; rows come back in input order. A single string gives a 1-D vector.
@@ -204,6 +247,11 @@ class Encoder:
         `quantize_embeddings` defines them. `dims` keeps only the first dims dimensions (see
         `edgembed.codes.quantize`).
 
+        The text put before each input comes from one of `kind` ("query" or "document": the
+        package's prefixes, e.g. e5's "query: "), `prompt_name` (one of the package's named
+        `prompts`) or `prompt` (literal text), as `resolve_prompt` says; with none of them,
+        the package's default prompt, else its document prefix.
+
         sentence-transformers' keywords mean what they mean there: `normalize_embeddings`
         scales float rows to unit length (a no-op for packages whose vectors are normalised),
         `show_progress_bar` is `show_progress`, `convert_to_numpy=True` is what edgembed
@@ -219,7 +267,7 @@ class Encoder:
             raise EdgembedError(f"normalize_embeddings=True with precision={precision!r}: this "
                                 "package's int8 ranges were calibrated on its unnormalised "
                                 "vectors; quantize float rows yourself or drop one of the two")
-        prefix = self.prefix(kind)
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
         single = isinstance(texts, str)
         out, _ = self._encode_all(check_texts(texts), int(batch_size), prefix, show_progress)
         out = self._convert(out, precision, dims, normalize)
@@ -269,13 +317,15 @@ class Encoder:
         """`dim`, under sentence-transformers' name."""
         return self.dim
 
-    def encode_with_usage(self, texts: str | Iterable[str], kind: str = "document",
-                          batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def encode_with_usage(self, texts: str | Iterable[str], kind: str | None = None,
+                          batch_size: int = 32, *, prompt_name: str | None = None,
+                          prompt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """float32 rows as `encode` gives them (always 2-D), and the tokens the model read
         for each text as `count_tokens` gives them, from one tokenization: what a server
         billing usage needs."""
         self._check_options(batch_size, "float32", None)
-        return self._encode_all(check_texts(texts), int(batch_size), self.prefix(kind), False)
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
+        return self._encode_all(check_texts(texts), int(batch_size), prefix, False)
 
     def _encode_all(self, items: list[str], batch_size: int, prefix: str,
                     show_progress: bool | None) -> tuple[np.ndarray, np.ndarray]:
@@ -290,8 +340,9 @@ class Encoder:
         return out, tokens
 
     def encode_iter(self, texts: str | Iterable[str], batch_size: int = 32,
-                    precision: str = "float32", kind: str = "document",
-                    dims: int | None = None) -> Iterator[np.ndarray]:
+                    precision: str = "float32", kind: str | None = None,
+                    dims: int | None = None, *, prompt_name: str | None = None,
+                    prompt: str | None = None) -> Iterator[np.ndarray]:
         """Embed a stream of texts with bounded memory: yields arrays of up to `batch_size`
         rows, in input order, whose concatenation equals `encode(list(texts), ...)` with the
         same arguments. At most batch_size × WINDOW_BATCHES texts are read ahead of the rows
@@ -301,7 +352,7 @@ class Encoder:
         (a non-str raises TypeError naming its position in the stream). The counted warning
         for over-long texts comes once, after the last text."""
         self._check_options(batch_size, precision, dims)
-        prefix = self.prefix(kind)
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
         items = iter_texts(texts)
         return self._stream(items, int(batch_size), prefix, precision, dims)
 
@@ -323,10 +374,12 @@ class Encoder:
             raise EdgembedError(
                 f"dims must be an integer in 1..{self.dim}, got {reprlib.repr(dims)}")
 
-    def count_tokens(self, texts: str | Iterable[str], kind: str = "document") -> np.ndarray:
+    def count_tokens(self, texts: str | Iterable[str], kind: str | None = None, *,
+                     prompt_name: str | None = None, prompt: str | None = None) -> np.ndarray:
         """How many tokens the model reads for each text (special tokens included, after the
-        prefix and the cut `encode` applies): what an API bills as usage."""
-        prepared, _ = self._prepare(check_texts(texts), self.prefix(kind))
+        prompt and the cut `encode` applies): what an API bills as usage."""
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
+        prepared, _ = self._prepare(check_texts(texts), prefix)
         return np.fromiter(map(len, tokenize(self.tokenizer, prepared)), dtype=np.int64,
                            count=len(prepared))
 

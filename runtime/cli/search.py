@@ -10,11 +10,14 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..index import META_FILE, Hit, Index, IngestReport, index_paths
 from ..index.shards import ShardedIndex, is_sharded
 from .backend import add_backend_options, index_encoder, load_encoder
+from .encode import add_prompt_options
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
@@ -86,25 +89,52 @@ def _display_path(path: str) -> str:
 
 def _search(args: argparse.Namespace, encoder: Encoder | None) -> list[Hit]:
     """Search an index folder, a sharded index folder or a LanceDB table (lancedb:URI).
-    Sharded indexes and LanceDB tables hold no keyword table: they search densely."""
+    Sharded indexes search in every mode, as one index would; they have no file table
+    (no --folder, --type) and read queries as plain words. LanceDB tables hold no keyword
+    table: they search densely."""
     where = args.index
-    if where.startswith("lancedb:") or is_sharded(where):
+    if where.startswith("lancedb:"):
         if args.mode not in (None, "dense") or args.keyword_syntax or args.folder or args.type:
-            raise EdgembedError(f"{where} is searched by embeddings only: use --mode dense, "
-                                "without --keyword-syntax, --folder or --type")
-        if where.startswith("lancedb:"):
-            from ..index.lance import LanceIndex
+            raise EdgembedError(f"{where} is searched by embeddings only (LanceDB tables "
+                                "exported by edgembed hold no keyword index): use --mode "
+                                "dense, without --keyword-syntax, --folder or --type")
+        from ..index.lance import LanceIndex
 
-            return LanceIndex(where, encoder).search(args.query, k=args.k, rescore=args.rescore)
+        table = LanceIndex(where, encoder)
+        return table.search_vectors(_query_vector(args, table.encoder, "dense"), k=args.k,
+                                    rescore=args.rescore)[0]
+    if is_sharded(where):
+        if args.keyword_syntax or args.folder or args.type:
+            raise EdgembedError(f"{where} is a sharded index: it reads queries as plain words "
+                                "and has no file table; search without --keyword-syntax, "
+                                "--folder or --type")
         with ShardedIndex.open(where, encoder=encoder) as sharded:
-            return sharded.search(args.query, k=args.k, rescore=args.rescore)
+            # shards without texts search densely, unless another mode is asked for
+            mode = args.mode or ("hybrid" if sharded.texts else "dense")
+            return sharded.search(args.query, k=args.k, mode=mode, rescore=args.rescore,
+                                  vectors=_query_vector(args, sharded.encoder, mode))
     index = Index.open(where, encoder=encoder, view=True)
     try:
-        return index.search(args.query, k=args.k, mode=args.mode or "hybrid",
-                            rescore=args.rescore, keyword_syntax=args.keyword_syntax,
-                            folder=args.folder, file_types=args.type)
+        mode = args.mode or "hybrid"
+        return index.search(args.query, k=args.k, mode=mode, rescore=args.rescore,
+                            keyword_syntax=args.keyword_syntax, folder=args.folder,
+                            file_types=args.type,
+                            vectors=_query_vector(args, index.encoder, mode))
     finally:
         index.close()
+
+
+def _query_vector(args: argparse.Namespace, encoder: Encoder, mode: str) -> np.ndarray | None:
+    """The query's vector (one row): with the model's query prefix, or the prompt the
+    command names. None in keyword mode, which embeds nothing."""
+    prompted = args.prompt_name is not None or args.prompt is not None
+    if mode == "keyword":
+        if prompted:
+            raise EdgembedError("--mode keyword embeds nothing: --prompt-name and --prompt "
+                                "apply to the dense and hybrid modes")
+        return None
+    return encoder.encode([args.query], kind=None if prompted else "query",
+                          prompt_name=args.prompt_name, prompt=args.prompt)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -190,6 +220,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--rescore", type=int, default=4, metavar="M",
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
     search.add_argument("--model", help="model package (default: the index's)")
+    add_prompt_options(search, "the query")
     search.add_argument("--threads", type=int)
     add_backend_options(search)
     search.add_argument("--json", action="store_true")
