@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[export,bench,dev,serve,docs,watch,langchain,llamaindex,mteb,ray,lancedb]'
+	$(PY) -m pip install --quiet -e '.[export,bench,dev,serve,docs,watch,langchain,llamaindex,mteb,ray,lancedb,openvino]'
 	touch $@
 
 # Debian packages some tests run for real (qemu-user: an emulated AVX2-only CPU for the

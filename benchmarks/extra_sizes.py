@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = ("serve", "docs", "watch", "langchain", "llamaindex", "mteb", "ray", "lancedb")
+EXTRAS = ("serve", "docs", "watch", "langchain", "llamaindex", "mteb", "ray", "lancedb",
+          "openvino")
 TORCH = "torch==2.13.0"
 # the distributions of a venv and their installed bytes, from their RECORD files
 SIZES = """

@@ -33,6 +33,10 @@ EXPANSION_SEARCH = [16, 32, 64, 128]
 # nDCG@10 needs the whole corpus encoded (minutes per graph); besides the package under
 # test, only the fp32 graph (the reference for quality loss and for torch) is measured
 QUALITY_GRAPHS = ("fp32",)
+# the variants exported from --source: name and --quantize method
+VARIANTS = (("fp32", "none"), ("int8-dynamic", "int8-dynamic"), ("int8-static", "int8-static"))
+# graphs also run on OpenVINO's CPU device (the package under test is always tried)
+OPENVINO_GRAPHS = ("fp32", "int8-static")
 
 
 @dataclass
@@ -79,21 +83,23 @@ def default_source(model: str | None) -> str | None:
 
 
 def build_variants(source: str, settings: Settings, skipped: list[str]) -> dict[str, Path]:
-    """fp32 and all-int8 exports of the source, made once and cached (they need the
-    exporter, i.e. torch; without it they are skipped)."""
+    """fp32, all-int8 (dynamic) and static int8 (QDQ) exports of the source, made once and
+    cached (they need the exporter, i.e. torch; without it they are skipped)."""
     if settings.quick:
-        skipped.append("edgembed fp32 / int8-dynamic variants: not built in --quick")
+        skipped.append("edgembed fp32 / int8-dynamic / int8-static variants: not built in "
+                       "--quick")
         return {}
     try:
         from edgembed.export import ExportOptions, export_model
     except ImportError as exc:
-        skipped.append(f"edgembed fp32 / int8-dynamic variants: need the export extra "
+        skipped.append(f"edgembed fp32 / int8-dynamic / int8-static variants: need the export "
+                       f"extra "
                        f"({exc.name} is missing)")
         return {}
     weights = next(iter(sorted(Path(source).glob("*.safetensors"))), None)
     key = sha256_file(weights)[:16] if weights else "source"
     variants = {}
-    for name, method in (("fp32", "none"), ("int8-dynamic", "int8-dynamic")):
+    for name, method in VARIANTS:
         target = cache_dir(settings) / "variants" / f"{key}-{name}"
         if not (target / "manifest.json").is_file():
             log(f"exporting the {name} variant to {target} (once; cached)")
@@ -129,7 +135,7 @@ def plan(settings: Settings, workdir: Path) -> tuple[list[System], list[str]]:
     source = settings.source or default_source(settings.model)
     variants = build_variants(source, settings, skipped) if source else {}
     if not source:
-        skipped.append("sentence-transformers and the fp32 / int8-dynamic variants: no source "
+        skipped.append("sentence-transformers and the fp32 / int8 variants: no source "
                        "folder for this model (give --source DIR)")
 
     def edgembed_system(name: str, path: Path, graph: str) -> System:
@@ -138,6 +144,10 @@ def plan(settings: Settings, workdir: Path) -> tuple[list[System], list[str]]:
     candidates = [edgembed_system(f"edgembed {label}", package, label)]
     candidates += [edgembed_system(f"edgembed {name}", path, name)
                    for name, path in variants.items()]
+    candidates += [System(f"edgembed openvino {name}", "edgembed-openvino", str(path), max_len,
+                          name, note="OpenVINO, CPU device", extra=extra)
+                   for name, path in [(label, package), *variants.items()]
+                   if name == label or name in OPENVINO_GRAPHS]
     if source:
         candidates.append(System("sentence-transformers fp32", "sentence-transformers", source,
                                  max_len, "torch", note="torch fp32"))
@@ -198,6 +208,7 @@ def run_worker(module: str, job: dict, workdir: Path, settings: Settings,
     job_path.write_text(json.dumps(job), encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "OMP_NUM_THREADS": str(settings.threads),
+           "EDGEMBED_OPENVINO_CACHE": str(workdir / "openvino-cache"),
            "FASTEMBED_CACHE_PATH": str(workdir / "fastembed-cache")}
     command = [sys.executable, "-m", module, str(job_path)]
     if module.endswith("worker"):
@@ -255,6 +266,11 @@ def measure_encoders(chosen: list[System], texts: dict, settings: Settings,
                "per_round": runs}
         if texts["long"]:
             row["long_per_s"] = median([r["long_per_s"] for r in runs])
+        if system.kind == "edgembed-openvino":
+            # the first round compiles into an empty model cache, later ones read it back
+            row["cold_start_empty_cache_s"] = runs[0]["cold_start_s"]
+            if len(runs) > 1:
+                row["cold_start_warm_cache_s"] = median([r["cold_start_s"] for r in runs[1:]])
         row["vectors"] = str(vector_file(workdir, system.name))
         out[system.name] = row
     return out

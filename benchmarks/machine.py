@@ -9,7 +9,8 @@ import platform
 import sys
 
 LIBRARIES = ("edgembed", "onnxruntime", "tokenizers", "numpy", "usearch", "torch",
-             "sentence-transformers", "transformers", "optimum-onnx", "fastembed", "faiss-cpu")
+             "sentence-transformers", "transformers", "optimum-onnx", "fastembed", "faiss-cpu",
+             "openvino")
 
 
 def cpu_info() -> dict:

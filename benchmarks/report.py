@@ -127,6 +127,20 @@ def goal_rows(result: dict) -> list[list[str]]:
             for i, (goal, *rest) in enumerate(rows)]
 
 
+def openvino_notes(result: dict) -> list[str]:
+    """The OpenVINO rows' cold start with an empty and a warm model cache (the first round
+    compiles; later rounds read the compiled model back)."""
+    rows = [(name, row) for name, row in result["encoders"].items()
+            if row["kind"] == "edgembed-openvino"]
+    if not rows:
+        return []
+    parts = [f"{name}: {_fmt(row['cold_start_empty_cache_s'], 2)} s empty, "
+             f"{_fmt(row.get('cold_start_warm_cache_s'), 2)} s warm" for name, row in rows]
+    return ["- openvino rows: the same encoder on OpenVINO's CPU device (float32 "
+            "arithmetic for float graphs). Cold start with an empty / a warm compiled-model "
+            "cache: " + "; ".join(parts) + "."]
+
+
 def plots(result: dict, out: Path) -> list[str]:
     """The three PNGs; none (with a note in `skipped`) when matplotlib is not installed."""
     try:
@@ -279,6 +293,7 @@ def markdown(result: dict, plot_files: list[str]) -> str:
         "model graph; systems that run the same graph share it (cos ref shows they agree), "
         "and sentence-transformers is given the fp32 graph's (its vectors match at the "
         "cosine shown).",
+        *openvino_notes(result),
         "",
     ]
     for graph, quality in result["quality"].items():

@@ -13,6 +13,9 @@
 4. **Bytes per passage** of every column of the Parquet files and every file of a shard.
 5. ``--part lengths`` alone: passages per CPU-second at one thread, short sentences against
    SciFact abstracts.
+6. ``--part shards`` alone (no Ray): the one-process vectors in one index and in three
+   shards, nDCG@10 and milliseconds per query of every search mode (dense, keyword,
+   hybrid) through each.
 """
 
 from __future__ import annotations
@@ -151,8 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpus", type=int, default=2, help="Ray cluster CPUs (default 2)")
     parser.add_argument("--throughput-docs", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--part", choices=("all", "scifact", "throughput", "lengths"),
-                        default="all")
+    parser.add_argument("--part", choices=("all", "scifact", "throughput", "lengths",
+                                           "shards"), default="all")
     args = parser.parse_args(argv)
     import ray
 
@@ -167,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
                               "machine": machine_info(), "load_average": os.getloadavg()}
     if args.part == "lengths":
         report["per_length"] = _per_length(data.doc_texts[:args.throughput_docs], args.rounds)
+        _write(report, args.out)
+        return
+    if args.part == "shards":
+        with tempfile.TemporaryDirectory(prefix="edgembed-scale-") as name:
+            report["modes"] = _modes_through_shards(data, data_dir, encoder, Path(name), args)
         _write(report, args.out)
         return
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
@@ -192,6 +200,53 @@ def _write(report: dict[str, Any], out: str) -> None:
     Path(out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({key: value for key, value in report.items() if key != "machine"},
                      indent=1))
+
+
+def _ms_per_query(index: Any, data: Any, queries: np.ndarray, mode: str,
+                  count: int = 100) -> float:
+    """Median milliseconds of one search (query vector given: no encoding)."""
+    times = []
+    for i in range(min(count, len(queries))):
+        start = time.perf_counter()
+        index.search(data.query_texts[i], K, mode=mode, rescore=RESCORE, vectors=queries[i])
+        times.append((time.perf_counter() - start) * 1e3)
+    return round(float(np.median(times)), 2)
+
+
+def _modes_through_shards(data: Any, data_dir: Path, encoder: Encoder, tmp: Path,
+                          args: argparse.Namespace) -> dict[str, Any]:
+    """The same vectors and texts in one index and in three shards (the corpus cut in
+    thirds, in order): nDCG@10 per search mode through each, and how many queries get
+    identical hits (ids, order and scores)."""
+    from edgembed.index.shards import ShardedIndex
+
+    docs, queries = _embed(encoder, data, data_dir, "test",
+                           Path(args.cache) if args.cache else None)
+    single = Index.create(tmp / "single", encoder)
+    single.add_vectors(docs, ids=data.doc_ids, texts=data.doc_texts)
+    single.save()
+    shards, per_shard = [], -(-len(data.doc_ids) // 3)
+    for number, start in enumerate(range(0, len(data.doc_ids), per_shard)):
+        part = slice(start, start + per_shard)
+        shard = Index.create(tmp / f"shard-{number}", encoder)
+        shard.add_vectors(docs[part], ids=data.doc_ids[part], texts=data.doc_texts[part])
+        shard.save()
+        shards.append(shard)
+    sharded = ShardedIndex(shards)
+    out: dict[str, Any] = {"shards": len(shards), "rows_per_shard": per_shard}
+    for mode in ("dense", "keyword", "hybrid"):
+        one = single.search(data.query_texts, K, mode=mode, rescore=RESCORE, vectors=queries)
+        many = sharded.search(data.query_texts, K, mode=mode, rescore=RESCORE,
+                              vectors=queries)
+        out[mode] = {"single_ndcg@10": _ndcg(data, one), "shards_ndcg@10": _ndcg(data, many),
+                     "identical_hits": float(np.mean([
+                         [(h.id, h.score) for h in a] == [(h.id, h.score) for h in b]
+                         for a, b in zip(one, many, strict=True)])),
+                     "ms_per_query_single": _ms_per_query(single, data, queries, mode),
+                     "ms_per_query_shards": _ms_per_query(sharded, data, queries, mode)}
+    sharded.close()
+    single.close()
+    return out
 
 
 def _scifact(data: Any, data_dir: Path, encoder: Encoder, tmp: Path,

@@ -15,13 +15,15 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 
-KINDS = ("edgembed", "sentence-transformers", "fastembed", "onnxruntime")
+KINDS = ("edgembed", "edgembed-openvino", "sentence-transformers", "fastembed", "onnxruntime")
 # what a kind needs importable in its worker, and the distribution whose closure it installs
 NEEDS = {"edgembed": ("onnxruntime", "tokenizers"),
+         "edgembed-openvino": ("openvino", "tokenizers"),
          "sentence-transformers": ("torch", "sentence_transformers"),
          "fastembed": ("fastembed",),
          "onnxruntime": ("onnxruntime", "tokenizers")}
-DISTRIBUTIONS = {"edgembed": ("edgembed",), "sentence-transformers": ("sentence-transformers",),
+DISTRIBUTIONS = {"edgembed": ("edgembed",), "edgembed-openvino": ("edgembed", "openvino"),
+                 "sentence-transformers": ("sentence-transformers",),
                  "fastembed": ("fastembed",), "onnxruntime": ("onnxruntime", "tokenizers")}
 
 

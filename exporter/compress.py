@@ -24,7 +24,16 @@ from .feeds import tokenized_batches
 from .heal import builtin_heal_texts, heal
 from .prune_layers import keep_layers, layers_to_keep
 from .prune_structure import check_ratio, importance, prune_ffn, prune_heads
-from .prune_vocab import kept_vocabulary, prune_embeddings, prune_tokenizer, vocab_txt
+from .prune_vocab import (
+    SLOW_TOKENIZER_FILES,
+    kept_vocabulary,
+    prune_embeddings,
+    prune_tokenizer,
+    prune_tokenizer_config,
+    read_vocabulary,
+    script_names,
+    vocab_txt,
+)
 from .quantize import check_weight_bits
 from .source import WEIGHT_FILES, SourceModel
 from .texts import read_texts
@@ -36,11 +45,14 @@ IMPORTANCE_TEXTS = 128
 @dataclass(frozen=True)
 class Compression:
     """What to remove. `prune_vocab` / `heal`: True for the built-in texts, or a path to a
-    file of texts (one per line). Ratios are the fraction of heads / FFN neurons removed
-    in every layer. `table_bits=4` stores the token table as 4-bit blocks; `weight_bits=4`
+    file of texts (one per line). `keep_scripts`: script sets (latin, cyrillic, cjk...; see
+    prune_vocab.SCRIPT_SETS) or Unicode script names whose tokens the vocabulary keeps,
+    alone or on top of `prune_vocab`'s. Ratios are the fraction of heads / FFN neurons
+    removed in every layer. `table_bits=4` stores the token table as 4-bit blocks; `weight_bits=4`
     every weight MatMul (see quantize.py)."""
 
     prune_vocab: bool | str | Path = False
+    keep_scripts: Sequence[str] | None = None
     layers: int | None = None
     keep_layers: Sequence[int] | None = None
     prune_heads: float = 0.0
@@ -54,8 +66,9 @@ class Compression:
 
     @property
     def changes_model(self) -> bool:
-        return bool(self.prune_vocab or self.layers is not None or self.keep_layers is not None
-                    or self.prune_heads or self.prune_ffn or self.heal)
+        return bool(self.prune_vocab or self.keep_scripts or self.layers is not None
+                    or self.keep_layers is not None or self.prune_heads or self.prune_ffn
+                    or self.heal)
 
     def describe(self) -> dict[str, Any]:
         """The requested options, for the manifest (paths as names, defaults left out)."""
@@ -65,8 +78,9 @@ class Compression:
                 fields[key] = Path(fields[key]).name
         if not self.heal:
             fields.pop("heal_minutes"), fields.pop("heal_steps")
-        if fields["keep_layers"] is not None:
-            fields["keep_layers"] = list(fields["keep_layers"])
+        for key in ("keep_layers", "keep_scripts"):
+            if fields[key] is not None:
+                fields[key] = list(fields[key])
         return {key: value for key, value in fields.items()
                 if value not in (None, False, 0.0) or key == "heal"}
 
@@ -79,6 +93,10 @@ def check_compression(compression: Compression, source: SourceModel, quantize_me
                       optimize_level: int) -> list[int]:
     """Refuse combinations that make no sense, before minutes of work; returns the layers
     to keep."""
+    if compression.keep_scripts is not None:
+        script_names(compression.keep_scripts)
+    if compression.prune_vocab or compression.keep_scripts:  # refuses a kind it cannot prune
+        read_vocabulary(json.loads((source.path / "tokenizer.json").read_text("utf-8")))
     total = layer_count(source)
     kept = layers_to_keep(total, compression.layers, compression.keep_layers)
     check_ratio("--prune-heads", compression.prune_heads)
@@ -132,6 +150,31 @@ def _heal_texts(option: bool | str | Path) -> tuple[list[str], str]:
     return read_texts(option), f"file {Path(option).name}"
 
 
+def _prune_vocabulary(source: Path, folder: Path, model: Any,
+                      compression: Compression) -> dict[str, Any]:
+    """Prune the token table of `model` and the tokenizer files copied into `folder`; the
+    slow tokenizers' files go (WordPiece's vocab.txt is rewritten), since they would no
+    longer match tokenizer.json."""
+    kept, described = kept_vocabulary(source / "tokenizer.json", compression.prune_vocab,
+                                      compression.keep_scripts)
+    original = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    pruned = prune_tokenizer(original, kept)
+    (folder / "tokenizer.json").write_text(json.dumps(pruned, ensure_ascii=False),
+                                           encoding="utf-8")
+    config_file = folder / "tokenizer_config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config_file.write_text(json.dumps(prune_tokenizer_config(config, kept), indent=2,
+                                          ensure_ascii=False), encoding="utf-8")
+    for name in SLOW_TOKENIZER_FILES:
+        (folder / name).unlink(missing_ok=True)
+    if pruned["model"]["type"] == "WordPiece":
+        (folder / "vocab.txt").write_text(vocab_txt(pruned), encoding="utf-8")
+    prune_embeddings(model, kept)
+    return {**described, "kept_tokens": len(kept),
+            "original_tokens": len(original["model"]["vocab"])}
+
+
 def compress_source(source: SourceModel, compression: Compression, workdir: Path,
                     calibration: Sequence[str]) -> tuple[Path, dict[str, Any]]:
     """Write the compressed model as a model folder in `workdir`; return the folder and
@@ -149,16 +192,8 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
     tokenizer_file = folder / "tokenizer.json"
     applied: dict[str, Any] = {}
 
-    if compression.prune_vocab:
-        kept, described = kept_vocabulary(source.path / "tokenizer.json",
-                                          compression.prune_vocab)
-        original = json.loads((source.path / "tokenizer.json").read_text(encoding="utf-8"))
-        pruned = prune_tokenizer(original, kept)
-        tokenizer_file.write_text(json.dumps(pruned, ensure_ascii=False), encoding="utf-8")
-        (folder / "vocab.txt").write_text(vocab_txt(pruned), encoding="utf-8")
-        prune_embeddings(model, kept)
-        applied["vocabulary"] = {**described, "kept_tokens": len(kept),
-                                 "original_tokens": len(original["model"]["vocab"])}
+    if compression.prune_vocab or compression.keep_scripts:
+        applied["vocabulary"] = _prune_vocabulary(source.path, folder, model, compression)
     # the teacher is the original model with the same vocabulary, so both see the same ids
     teacher = copy.deepcopy(model) if compression.heal else None
     total = layer_count(source)

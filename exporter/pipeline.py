@@ -31,6 +31,7 @@ from .compress import check_compression, compress_source
 from .feeds import tokenized_batches
 from .graph_record import graph_record
 from .head import OUTPUT, add_pooling_head
+from .hub import download, is_hub_id
 from .onnx_export import export_onnx
 from .optimize import optimize
 from .options import ExportOptions
@@ -94,13 +95,21 @@ def _quality_card(source: SourceModel, package: Encoder, texts: list[str], custo
 
 def export_model(source: str | Path, output: str | Path,
                  options: ExportOptions | None = None) -> Manifest:
-    """Export a Hugging Face / sentence-transformers folder to an edgembed package, as
-    `options` say (default: auto, per-token int8, validated against torch; see ExportOptions).
-    Returns the manifest, whose `quality` card holds what validation measured."""
+    """Export a Hugging Face / sentence-transformers folder, or a Hub id (org/name[@revision],
+    downloaded into the Hub cache: see hub.py), to an edgembed package, as `options` say
+    (default: auto, per-token int8, validated against torch; see ExportOptions). Returns the
+    manifest, whose `quality` card holds what validation measured."""
     options = options or ExportOptions()
     output = Path(output)
     check_output_dir(output)  # fail before minutes of export work, not after
+    snapshot = download(source) if is_hub_id(source) else None
+    if snapshot is not None:
+        source = snapshot.path
     original = read_source(source, pooling=options.pooling, prefixes=options.prefixes)
+    if snapshot is not None:
+        original = replace(original, hub_id=snapshot.repo_id, revision=snapshot.commit)
+        options = replace(options, name=options.name or snapshot.name,
+                          source_name=options.source_name or snapshot.repo_id)
     if options.target == "npu" and options.static_shape is None:
         # NPUs compile for one shape; the model's whole length keeps its retrieval quality
         options = replace(options, static_shape=f"1x{original.max_seq_length}")
@@ -209,12 +218,16 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
         "source": {"model": options.source_name or original.path.name,
                    "weights_file": original.weights_file,
                    "weights_sha256": original.weights_sha256,
-                   "model_type": original.model_type},
+                   "model_type": original.model_type,
+                   **({"hub_id": original.hub_id, "revision": original.revision}
+                      if original.hub_id else {})},
         "dim": compression.dims or model_source.hidden_size,
         "max_seq_length": model_source.max_seq_length,
         "pooling": model_source.pooling,
         "normalized": model_source.normalize,
         "prefixes": model_source.prefixes,
+        "prompts": original.prompts,
+        "default_prompt_name": original.default_prompt_name,
         "output": OUTPUT,
         "static_shape": shape,
         "optimization": optimization,
@@ -234,7 +247,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
                 write_package(reference_dir, fp32, tokenizer_file, {
                     key: getattr(manifest, key) for key in (
                         "name", "dim", "max_seq_length", "pooling", "normalized", "prefixes",
-                        "output")})
+                        "prompts", "default_prompt_name", "output")})
             manifest = replace(manifest, quality=_quality_card(
                 original, package, held_out, options.validation_texts is not None,
                 options.eval_data, reference_dir, compression.dims))

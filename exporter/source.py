@@ -41,6 +41,12 @@ class SourceModel:
     # reference uses it (not when `pooling` overrides the folder's pooling)
     is_sentence_transformers: bool
     config: dict[str, Any] = field(repr=False)
+    # config_sentence_transformers.json's named prompts and the one used when none is named
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    # where the folder came from, for the manifest: a Hub id and the commit it resolved to
+    hub_id: str | None = None
+    revision: str | None = None
 
 
 def _read_json(path: Path) -> Any:
@@ -75,9 +81,23 @@ def _modules(path: Path) -> tuple[str, bool]:
     return pooling, normalize
 
 
-def _prefixes(path: Path) -> dict[str, str]:
+def _prompts(path: Path) -> tuple[dict[str, str], str | None]:
+    """config_sentence_transformers.json's `prompts` (name → text) and `default_prompt_name`,
+    checked as sentence-transformers would use them."""
     config_path = path / "config_sentence_transformers.json"
-    prompts = _read_json(config_path).get("prompts", {}) if config_path.is_file() else {}
+    config = _read_json(config_path) if config_path.is_file() else {}
+    prompts = config.get("prompts") or {}
+    default = config.get("default_prompt_name")
+    if not isinstance(prompts, dict) or not all(
+            isinstance(name, str) and isinstance(text, str) for name, text in prompts.items()):
+        raise ExportError(f"{config_path}: prompts must be an object of name → text")
+    if default is not None and default not in prompts:
+        raise ExportError(f"{config_path}: default_prompt_name {default!r} is not one of its "
+                          f"prompts ({', '.join(prompts) or 'none'})")
+    return prompts, default
+
+
+def _prefixes(prompts: dict[str, str]) -> dict[str, str]:
     query = prompts.get("query", "")
     document = prompts.get("document", prompts.get("passage", prompts.get("doc", "")))
     return {"query": query or "", "document": document or ""}
@@ -125,6 +145,7 @@ def read_source(path: str | Path, pooling: str | None = None,
     is_st = (path / "modules.json").is_file()
     found_pooling, normalize = _modules(path) if is_st else ("mean", True)
     check_pooling(pooling)
+    prompts, default_prompt_name = _prompts(path)
     return SourceModel(
         path=path.resolve(),
         model_type=model_type,
@@ -132,9 +153,11 @@ def read_source(path: str | Path, pooling: str | None = None,
         max_seq_length=_max_seq_length(path, config),
         pooling=pooling or found_pooling,
         normalize=normalize,
-        prefixes={**_prefixes(path), **(prefixes or {})},
+        prefixes={**_prefixes(prompts), **(prefixes or {})},
         weights_file=weights,
         weights_sha256=sha256_file(path / weights),
         is_sentence_transformers=is_st and pooling in (None, found_pooling),
         config=config,
+        prompts=prompts,
+        default_prompt_name=default_prompt_name,
     )

@@ -39,8 +39,9 @@ def reference_embeddings(source: SourceModel, texts: Sequence[str],
 
         model = SentenceTransformer(str(source.path), device="cpu", local_files_only=True)
         model.max_seq_length = source.max_seq_length
+        # the texts as given, no prompt: validate_package encodes them alike
         return model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                            normalize_embeddings=False).astype(np.float32)
+                            normalize_embeddings=False, prompt="").astype(np.float32)
 
     from transformers import AutoModel, AutoTokenizer
 
@@ -71,8 +72,9 @@ def cosine_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, 
 
 def validate_package(encoder: Encoder, reference: np.ndarray,
                      texts: Sequence[str]) -> dict[str, float]:
-    """Encode `texts` with the edgembed runtime and compare with `reference` (same texts)."""
-    return cosine_agreement(reference, encoder.encode(list(texts)))
+    """Encode `texts` with the edgembed runtime and compare with `reference` (same texts,
+    without any prompt: the model is what is measured)."""
+    return cosine_agreement(reference, encoder.encode(list(texts), prompt=""))
 
 
 def throughput(systems: dict[str, Callable[[list[str]], object]], texts: Sequence[str],

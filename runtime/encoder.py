@@ -16,7 +16,7 @@ from . import codes
 from .errors import EdgembedError, ModelLoadError, PackageError
 from .manifest import Manifest
 from .package import Package, open_package
-from .session import check_threads, create_session, default_threads, run_session
+from .session import check_threads, default_threads, open_session, run_session
 from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates, tokenize
 
 PRECISIONS = codes.PRECISIONS
@@ -45,9 +45,9 @@ ST_ACCEPTED: dict[str, tuple[Any, ...]] = {
 _TORCH = "edgembed returns numpy arrays and never imports torch; use torch.from_numpy(...)"
 ST_REFUSED = {
     "convert_to_numpy": _TORCH, "convert_to_tensor": _TORCH,
-    "device": "edgembed runs on the onnxruntime providers chosen at load time "
-              "(Encoder.load(path, providers=[...])); device='cpu' is accepted for a CPU-only "
-              "encoder",
+    "device": "edgembed runs on the hardware chosen at load time (Encoder.load(path, "
+              "providers=[...]) for onnxruntime, or backend='openvino', device='GPU'); "
+              "device='cpu' is accepted for a CPU-only encoder",
     "output_value": "a package's graph pools and outputs sentence embeddings only",
     "truncate_dim": "use dims=, which keeps the first dims dimensions and, unlike truncate_dim, "
                     "re-normalises a unit-length model's vectors",
@@ -90,10 +90,14 @@ class Encoder:
     intra-op thread pool (`threads`), so concurrent callers compete for those cores."""
 
     def __init__(self, package: Package, threads: int | None = None,
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[Any] | str | None = None, backend: str = "onnxruntime",
+                 device: str | None = None, static_buckets: object = None) -> None:
         self.package = package
         self.max_seq_length = package.manifest.max_seq_length
-        self.session = create_session(package.model_path, threads=threads, providers=providers)
+        self.backend = backend
+        self.session = open_session(package.model_path, threads=threads, providers=providers,
+                                    backend=backend, device=device,
+                                    static_buckets=static_buckets)
         self._pass_tokens = PASS_TOKENS_PER_THREAD * (check_threads(threads) or default_threads())
         self.tokenizer, self.pad_id = load_tokenizer(package.tokenizer_path, self.max_seq_length)
         self._output_name = package.manifest.output
@@ -134,10 +138,20 @@ class Encoder:
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None,
-             providers: Sequence[str] | None = None, verify: bool = True) -> Encoder:
+             providers: Sequence[Any] | str | None = None, verify: bool = True, *,
+             backend: str = "onnxruntime", device: str | None = None,
+             static_buckets: bool | Sequence[int] | None = None) -> Encoder:
         """Load a package directory (default: the bundled all-MiniLM-L6-v2), checking its files.
-        Anything wrong with the package raises a PackageError naming the file or field."""
-        return cls(open_package(path, verify=verify), threads=threads, providers=providers)
+        Anything wrong with the package raises a PackageError naming the file or field.
+
+        `backend="onnxruntime"` (default) runs on `providers` (default: its CPU provider).
+        `backend="openvino"` (the `openvino` extra) runs on OpenVINO's `device`: "CPU"
+        (default), "GPU", "NPU" or "AUTO". `static_buckets` (OpenVINO only): pad a
+        dynamic-shape package to a few sequence lengths, each compiled once and cached on
+        disk; on by default on NPUs, which need fixed shapes; True for the default lengths
+        (DEFAULT_BUCKETS in edgembed.openvino_session) or a list of lengths."""
+        return cls(open_package(path, verify=verify), threads=threads, providers=providers,
+                   backend=backend, device=device, static_buckets=static_buckets)
 
     @property
     def path(self) -> Path:
@@ -164,9 +178,52 @@ class Encoder:
             raise EdgembedError(f"kind must be one of {KINDS}, got {reprlib.repr(kind)}")
         return (self.manifest.prefixes or {}).get(kind) or ""
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The package's named prompts (sentence-transformers' `prompts`: name → text)."""
+        return dict(self.manifest.prompts)
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt used when a call names none (sentence-transformers' setting)."""
+        return self.manifest.default_prompt_name
+
+    def resolve_prompt(self, kind: str | None = None, prompt_name: str | None = None,
+                       prompt: str | None = None) -> str:
+        """The text put before every input, from at most one of: `prompt` (the literal
+        text), `prompt_name` (one of `prompts`), `kind` ("query" or "document": the
+        package's prefixes). With none, the default prompt if the package names one (as
+        sentence-transformers does), else the document prefix. Passing two is refused:
+        sentence-transformers would silently drop one."""
+        given = [name for name, value in (("kind", kind), ("prompt_name", prompt_name),
+                                          ("prompt", prompt)) if value is not None]
+        if len(given) > 1:
+            raise EdgembedError(f"pass one of {' or '.join(given)}, not both: each chooses "
+                                "the text put before the inputs")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise EdgembedError(f"prompt must be a string, got {reprlib.repr(prompt)}")
+            return prompt
+        if prompt_name is not None:
+            return self._named_prompt(prompt_name)
+        if kind is None and self.default_prompt_name is not None:
+            return self._named_prompt(self.default_prompt_name)
+        return self.prefix("document" if kind is None else kind)
+
+    def _named_prompt(self, name: Any) -> str:
+        if not isinstance(name, str) or name not in self.manifest.prompts:
+            names = ", ".join(repr(key) for key in self.manifest.prompts)
+            raise EdgembedError(
+                f"unknown prompt_name {reprlib.repr(name)}: "
+                + (f"this package's prompts are {names}" if names else
+                   "this package has no named prompts")
+                + "; kind='query' or kind='document' picks its prefixes, prompt='...' any text")
+        return self.manifest.prompts[name]
+
     def encode(self, texts: str | Iterable[str], batch_size: int = 32,
-               precision: str = "float32", kind: str = "document",
+               precision: str = "float32", kind: str | None = None,
                show_progress: bool | None = None, dims: int | None = None, *,
+               prompt_name: str | None = None, prompt: str | None = None,
                normalize_embeddings: bool = False, show_progress_bar: bool | None = None,
                convert_to_numpy: bool = True, **st_options: Any) -> np.ndarray:
         """Embed texts; rows come back in input order. A single string gives a 1-D vector.
@@ -190,6 +247,11 @@ class Encoder:
         `quantize_embeddings` defines them. `dims` keeps only the first dims dimensions (see
         `edgembed.codes.quantize`).
 
+        The text put before each input comes from one of `kind` ("query" or "document": the
+        package's prefixes, e.g. e5's "query: "), `prompt_name` (one of the package's named
+        `prompts`) or `prompt` (literal text), as `resolve_prompt` says; with none of them,
+        the package's default prompt, else its document prefix.
+
         sentence-transformers' keywords mean what they mean there: `normalize_embeddings`
         scales float rows to unit length (a no-op for packages whose vectors are normalised),
         `show_progress_bar` is `show_progress`, `convert_to_numpy=True` is what edgembed
@@ -205,7 +267,7 @@ class Encoder:
             raise EdgembedError(f"normalize_embeddings=True with precision={precision!r}: this "
                                 "package's int8 ranges were calibrated on its unnormalised "
                                 "vectors; quantize float rows yourself or drop one of the two")
-        prefix = self.prefix(kind)
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
         single = isinstance(texts, str)
         out, _ = self._encode_all(check_texts(texts), int(batch_size), prefix, show_progress)
         out = self._convert(out, precision, dims, normalize)
@@ -255,13 +317,15 @@ class Encoder:
         """`dim`, under sentence-transformers' name."""
         return self.dim
 
-    def encode_with_usage(self, texts: str | Iterable[str], kind: str = "document",
-                          batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def encode_with_usage(self, texts: str | Iterable[str], kind: str | None = None,
+                          batch_size: int = 32, *, prompt_name: str | None = None,
+                          prompt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """float32 rows as `encode` gives them (always 2-D), and the tokens the model read
         for each text as `count_tokens` gives them, from one tokenization: what a server
         billing usage needs."""
         self._check_options(batch_size, "float32", None)
-        return self._encode_all(check_texts(texts), int(batch_size), self.prefix(kind), False)
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
+        return self._encode_all(check_texts(texts), int(batch_size), prefix, False)
 
     def _encode_all(self, items: list[str], batch_size: int, prefix: str,
                     show_progress: bool | None) -> tuple[np.ndarray, np.ndarray]:
@@ -276,8 +340,9 @@ class Encoder:
         return out, tokens
 
     def encode_iter(self, texts: str | Iterable[str], batch_size: int = 32,
-                    precision: str = "float32", kind: str = "document",
-                    dims: int | None = None) -> Iterator[np.ndarray]:
+                    precision: str = "float32", kind: str | None = None,
+                    dims: int | None = None, *, prompt_name: str | None = None,
+                    prompt: str | None = None) -> Iterator[np.ndarray]:
         """Embed a stream of texts with bounded memory: yields arrays of up to `batch_size`
         rows, in input order, whose concatenation equals `encode(list(texts), ...)` with the
         same arguments. At most batch_size × WINDOW_BATCHES texts are read ahead of the rows
@@ -287,7 +352,7 @@ class Encoder:
         (a non-str raises TypeError naming its position in the stream). The counted warning
         for over-long texts comes once, after the last text."""
         self._check_options(batch_size, precision, dims)
-        prefix = self.prefix(kind)
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
         items = iter_texts(texts)
         return self._stream(items, int(batch_size), prefix, precision, dims)
 
@@ -309,10 +374,12 @@ class Encoder:
             raise EdgembedError(
                 f"dims must be an integer in 1..{self.dim}, got {reprlib.repr(dims)}")
 
-    def count_tokens(self, texts: str | Iterable[str], kind: str = "document") -> np.ndarray:
+    def count_tokens(self, texts: str | Iterable[str], kind: str | None = None, *,
+                     prompt_name: str | None = None, prompt: str | None = None) -> np.ndarray:
         """How many tokens the model reads for each text (special tokens included, after the
-        prefix and the cut `encode` applies): what an API bills as usage."""
-        prepared, _ = self._prepare(check_texts(texts), self.prefix(kind))
+        prompt and the cut `encode` applies): what an API bills as usage."""
+        prefix = self.resolve_prompt(kind, prompt_name, prompt)
+        prepared, _ = self._prepare(check_texts(texts), prefix)
         return np.fromiter(map(len, tokenize(self.tokenizer, prepared)), dtype=np.int64,
                            count=len(prepared))
 

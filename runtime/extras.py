@@ -10,7 +10,8 @@ from .errors import EdgembedError
 
 # what each extra is for, quoted in the error
 PURPOSE = {"ray": "bulk embedding on Ray and Parquet files",
-           "lancedb": "export to LanceDB"}
+           "lancedb": "export to LanceDB",
+           "openvino": "the OpenVINO backend (backend='openvino')"}
 
 
 class MissingExtraError(EdgembedError):

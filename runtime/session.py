@@ -1,4 +1,6 @@
-"""The one place that creates onnxruntime sessions: threads, providers, optimisation level.
+"""The one place that creates inference sessions: onnxruntime's (threads, providers,
+optimisation level) or, with backend="openvino", OpenVINO's (`openvino_session`), which
+offers the same `get_inputs` / `get_outputs` / `run` the encoder uses.
 
 Keeping this apart from the encoder means every caller (encoder, benchmarks, server) gets
 the same tuned settings, and every onnxruntime failure is turned into an edgembed error.
@@ -10,6 +12,7 @@ import os
 import reprlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -17,6 +20,7 @@ import onnxruntime as ort
 from .errors import EdgembedError, ModelLoadError, reason
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+BACKENDS = ("onnxruntime", "openvino")
 # onnxruntime would try to start that many threads; more than this is a mistake, not a plan.
 MAX_THREADS = 1024
 
@@ -27,23 +31,31 @@ def default_threads() -> int:
     return max(1, available or 1)
 
 
-def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+def resolve_providers(providers: Sequence[Any] | str | None) -> list[Any]:
+    """Provider names, or (name, options) pairs for providers that take options (QNN's
+    backend_type, the OpenVINO provider's device_type), as onnxruntime accepts them."""
     if providers is None:
         return list(DEFAULT_PROVIDERS)
-    if isinstance(providers, str):
+    if isinstance(providers, str) or _is_provider_pair(providers):
         providers = [providers]
     if not isinstance(providers, (list, tuple)) or not providers \
-            or not all(isinstance(name, str) for name in providers):
-        raise EdgembedError("providers must be a provider name or a non-empty list of them, "
-                            f"got {reprlib.repr(providers)}")
+            or not all(isinstance(item, str) or _is_provider_pair(item) for item in providers):
+        raise EdgembedError("providers must be a provider name, a (name, options dict) pair, "
+                            f"or a non-empty list of them, got {reprlib.repr(providers)}")
     available = ort.get_available_providers()
-    unknown = [name for name in providers if name not in available]
+    names = [item if isinstance(item, str) else item[0] for item in providers]
+    unknown = [name for name in names if name not in available]
     if unknown:
         raise EdgembedError(
             f"execution provider(s) {', '.join(unknown)} not available in this onnxruntime build; "
             f"available: {', '.join(available)}"
         )
     return list(providers)
+
+
+def _is_provider_pair(item: object) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) \
+        and isinstance(item[1], dict)
 
 
 def check_threads(threads: object) -> int | None:
@@ -68,29 +80,60 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 
 def create_session(
-    model_path: Path | bytes, threads: int | None = None, providers: Sequence[str] | None = None
+    model_path: Path | bytes, threads: int | None = None,
+    providers: Sequence[Any] | str | None = None
 ) -> ort.InferenceSession:
     """A session on a model file (or serialised model bytes, as the exporter's search uses)."""
     threads = check_threads(threads)
     chosen = resolve_providers(providers)
+    options = session_options(threads)
+    if any((item if isinstance(item, str) else item[0]) == "DmlExecutionProvider"
+           for item in chosen):
+        options.enable_mem_pattern = False  # DirectML runs without memory patterns only
     try:
         return ort.InferenceSession(
             model_path if isinstance(model_path, bytes) else str(model_path),
-            sess_options=session_options(threads), providers=chosen
+            sess_options=options, providers=chosen
         )
     except Exception as exc:  # onnxruntime raises several private exception types
         name = "the in-memory model" if isinstance(model_path, bytes) else model_path
         raise ModelLoadError(f"cannot load {name} with onnxruntime: {reason(exc)}") from None
 
 
-def run_session(session: ort.InferenceSession, output: str,
-                feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """One forward pass; an onnxruntime failure (a token id the model has no embedding for,
+def open_session(model_path: Path, threads: int | None = None,
+                 providers: Sequence[str] | None = None, backend: str = "onnxruntime",
+                 device: str | None = None, static_buckets: object = None) -> Any:
+    """A session of the chosen backend. `providers` are onnxruntime's way to pick hardware,
+    `device` (and `static_buckets`) OpenVINO's: asking one backend for the other's is an
+    error, not silently ignored."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise EdgembedError(f"backend must be one of {', '.join(BACKENDS)}, "
+                            f"got {reprlib.repr(backend)}")
+    threads = check_threads(threads)
+    if backend == "onnxruntime":
+        if device is not None or static_buckets is not None:
+            raise EdgembedError("device= and static_buckets= are for backend='openvino'; "
+                                "onnxruntime picks its hardware with providers=[...]")
+        return create_session(model_path, threads=threads, providers=providers)
+    if providers is not None:
+        raise EdgembedError("providers= is for backend='onnxruntime'; OpenVINO picks its "
+                            "hardware with device='CPU', 'GPU', 'NPU' or 'AUTO'")
+    from .openvino_session import OpenVINOSession
+
+    return OpenVINOSession(model_path, device="CPU" if device is None else device, threads=threads,
+                           static_buckets=static_buckets)
+
+
+def run_session(session: Any, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """One forward pass; a backend failure (a token id the model has no embedding for,
     a sequence longer than its position table, memory) becomes one EdgembedError line.
-    `InferenceSession.run` is thread-safe, so concurrent callers need no lock."""
+    Both backends' `run` are thread-safe, so concurrent callers need no lock."""
     try:
         return session.run([output], feeds)[0]
+    except EdgembedError:
+        raise
     except Exception as exc:
         shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in feeds.items())
-        raise EdgembedError(f"onnxruntime failed to run the model on {shapes}: "
+        name = getattr(session, "backend_name", "onnxruntime")
+        raise EdgembedError(f"{name} failed to run the model on {shapes}: "
                             f"{reason(exc)}") from None

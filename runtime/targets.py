@@ -10,10 +10,12 @@ backend needs, as documented in docs/export.md ("Which backends a package suits"
 * OpenVINO (CPU, GPU) converts standard ONNX, and only some com.microsoft operators;
   any com.microsoft operator counts as unsupported here (the default package's per-token
   int8 does not convert in OpenVINO 2026.4).
-* NPUs (OpenVINO NPU, Qualcomm QNN HTP) and CoreML compile for fixed shapes, and NPUs
-  need scales fixed at export time: static shapes, standard operators, no run-time
-  activation scales. QNN HTP computes in integers, so it also needs a quantized (QDQ)
-  graph with 8- or 16-bit activations; the others also run float graphs.
+* NPUs (OpenVINO NPU, Qualcomm QNN HTP) compile for fixed shapes with scales fixed at
+  export time: static shapes, standard operators, no run-time activation scales. QNN HTP
+  computes in integers, so it also needs a quantized (QDQ) graph with 8- or 16-bit
+  activations; OpenVINO's NPU also runs float graphs.
+* CoreML (Apple's Neural Engine) computes in float16: static shapes and a float graph
+  (fp32 or fp16 packages), as docs/npu.md recommends.
 * DirectML takes standard operators, any shapes."""
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ def suitability(facts: GraphFacts) -> list[Suitability]:
     elif not set(facts.static_activation_bits) <= {8, 16}:
         integer.append(f"{facts.static_activation_bits}-bit activations")
 
+    coreml = ops + shapes + scales + (["a quantized graph (the Neural Engine computes in "
+                                        "float16: export --quantize fp16 --static-shape)"]
+                                       if facts.static_activation_bits else [])
+
     def verdict(name: str, problems: list[str]) -> Suitability:
         return Suitability(name, not problems, "; ".join(problems) if problems else "yes")
 
@@ -113,6 +119,6 @@ def suitability(facts: GraphFacts) -> list[Suitability]:
         verdict("OpenVINO CPU/GPU", ops),
         verdict("OpenVINO NPU", fixed_device),
         verdict("QNN HTP (Qualcomm NPU)", integer),
-        verdict("CoreML (Apple)", fixed_device),
+        verdict("CoreML (Apple)", coreml),
         verdict("DirectML (Windows GPU/NPU)", ops),
     ]

@@ -69,6 +69,33 @@ def prefixed_encoder(tmp_path_factory, default_encoder):
     return Encoder.load(package)
 
 
+PROMPTS = {"query": "query: ", "passage": "passage: ", "classification": "classify: "}
+
+
+def prompted_package(source: Path, target: Path, default_prompt_name: str | None = None) -> Path:
+    """A copy of package `source` whose manifest has e5-style prompts (the files the
+    checksums cover are unchanged), optionally with a default prompt."""
+    import shutil
+
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["prefixes"] = {"query": "query: ", "document": "passage: "}
+    manifest["prompts"] = PROMPTS
+    if default_prompt_name is not None:
+        manifest["default_prompt_name"] = default_prompt_name
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+@pytest.fixture(scope="session")
+def prompted_encoder(tmp_path_factory, default_encoder):
+    """The default package with named prompts (query, passage, classification)."""
+    from edgembed import Encoder
+
+    return Encoder.load(prompted_package(default_encoder.path,
+                                         tmp_path_factory.mktemp("prompted") / "pkg"))
+
+
 @pytest.fixture(scope="session")
 def fp32_package(tmp_path_factory, minilm_source) -> Path:
     from edgembed.export import ExportOptions, export_model

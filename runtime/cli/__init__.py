@@ -11,9 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import EdgembedError
-from . import bench, encode, export, scale, search, serve
+from . import bench, encode, export, models, scale, search, serve
 
-COMMANDS = (encode, export, search, scale, serve, bench)  # the order `edgembed --help` lists them
+# the order `edgembed --help` lists them
+COMMANDS = (encode, export, models, search, scale, serve, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..package import open_package, package_sizes
 from ..targets import graph_facts, suitability
 from . import scale
+from .backend import add_backend_options, load_encoder
 
 
 def _read_lines(source: str) -> list[str]:
@@ -29,12 +29,27 @@ def _read_lines(source: str) -> list[str]:
     return text.splitlines()
 
 
+def add_prompt_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--prompt-name and --prompt, which choose the text put before `what` (as
+    `Encoder.encode`'s prompt_name= and prompt=)."""
+    parser.add_argument("--prompt-name", metavar="NAME",
+                        help=f"put the package's prompt NAME before {what} (`edgembed info` "
+                        "lists them)")
+    parser.add_argument("--prompt", metavar="TEXT", help=f"put TEXT before {what}")
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     if args.ray is not None:
+        chosen = [flag for flag, value in (("--kind", args.kind), ("--prompt-name",
+                  args.prompt_name), ("--prompt", args.prompt)) if value is not None]
+        if chosen:
+            raise EdgembedError(f"--ray embeds documents with the package's document prefix; "
+                                f"{', '.join(chosen)} apply without --ray")
         return scale.cmd_embed_ray(args)
     texts = _read_lines(args.input)
-    encoder = Encoder.load(args.model, threads=args.threads)
-    vectors = encoder.encode(texts, batch_size=args.batch_size, kind=args.kind)
+    encoder = load_encoder(args, args.model)
+    vectors = encoder.encode(texts, batch_size=args.batch_size, kind=args.kind,
+                             prompt_name=args.prompt_name, prompt=args.prompt)
     output = args.output
     if output and output.endswith(".npy") and not args.json:
         np.save(output, vectors)
@@ -74,6 +89,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("max_seq_length", manifest.max_seq_length),
         ("pooling", f"{manifest.pooling}, normalized={manifest.normalized}"),
         ("prefixes", json.dumps(dict(manifest.prefixes or {}))),
+        ("prompts", json.dumps(dict(manifest.prompts)) + (
+            f", default {manifest.default_prompt_name}" if manifest.default_prompt_name else "")),
         ("quantization", (manifest.quantization or {}).get("method", "?")),
         ("quality", ", ".join(f"{k}={quality[k]}" for k in ("mean_cosine", "min_cosine")
                               if k in quality) or "not measured"),
@@ -105,9 +122,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("-o", "--output", help="*.npy for a float32 matrix; otherwise JSON "
                        "lines (default: JSON lines on stdout)")
     embed.add_argument("--model", help="model package directory (default: bundled)")
-    embed.add_argument("--kind", choices=("document", "query"), default="document")
+    embed.add_argument("--kind", choices=("document", "query"),
+                       help="use the package's document (default) or query prefix")
+    add_prompt_options(embed, "every text")
     embed.add_argument("--batch-size", type=int, default=32)
     embed.add_argument("--threads", type=int)
+    add_backend_options(embed)
     embed.add_argument("--json", action="store_true", help="write JSON lines even to *.npy")
     scale.add_ray_options(embed)
     embed.set_defaults(func=cmd_embed)

@@ -21,17 +21,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise EdgembedError(f"edgembed export needs the export extra ({exc.name} is missing): "
                             "pip install 'edgembed[export]'") from None
 
-    if args.recipe and args.source:
-        raise EdgembedError("give a source folder or --recipe FILE, not both")
     compression = _compression(args)
     if args.recipe:
         if compression is not None:
             raise EdgembedError("compression options apply to a source folder, not --recipe")
-        manifest = build_from_recipe(args.recipe, args.output)
+        manifest = build_from_recipe(args.recipe, args.output, folder=args.source)
     elif args.source:
         manifest = export_model(args.source, args.output, _options(args, compression))
     else:
-        raise EdgembedError("export needs a source folder or --recipe FILE")
+        raise EdgembedError("export needs a source (a model folder or a Hub id) or --recipe "
+                            "NAME")
     if args.json:
         print(json.dumps(manifest.to_dict(), indent=2))
         return 0
@@ -68,8 +67,11 @@ def _compression(args: argparse.Namespace) -> Compression | None:
         except ValueError:
             raise EdgembedError(f"--keep-layers takes comma-separated layer numbers, e.g. "
                                 f"0,1,2,5; got {args.keep_layers!r}") from None
+    scripts = None
+    if args.keep_scripts is not None:
+        scripts = [name.strip() for name in args.keep_scripts.split(",") if name.strip()]
     compression = Compression(
-        prune_vocab=args.prune_vocab, layers=args.layers, keep_layers=keep,
+        prune_vocab=args.prune_vocab, keep_scripts=scripts, layers=args.layers, keep_layers=keep,
         prune_heads=args.prune_heads, prune_ffn=args.prune_ffn, heal=args.heal,
         heal_minutes=args.heal_minutes if args.heal_minutes is not None else 5.0,
         heal_steps=args.heal_steps, dims=args.dims, table_bits=args.table_bits,
@@ -101,10 +103,13 @@ def _print_export_table(manifest: Manifest, output: str) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    export = commands.add_parser("export", help="export a HF / sentence-transformers folder")
-    export.add_argument("source", nargs="?", help="model folder")
+    export = commands.add_parser("export", help="export a HF / sentence-transformers model")
+    export.add_argument("source", nargs="?", help="model folder, or Hugging Face Hub id "
+                        "ORG/NAME[@REVISION] (downloaded into the Hub cache); with --recipe, "
+                        "a local copy of the recipe's model")
     export.add_argument("-o", "--output", required=True, help="package directory to write")
-    export.add_argument("--recipe", help="build from a recipe TOML instead of SOURCE")
+    export.add_argument("--recipe", metavar="NAME", help="build a catalog recipe (edgembed "
+                        "models lists them) or a recipe TOML file")
     export.add_argument("--quantize", default="auto", metavar="METHOD",
                         help="auto (default): per-token int8, keeping the MatMuls it hurts "
                         "most in float until the held-out cosine loss is within --max-loss; "
@@ -138,8 +143,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     shrink.add_argument("--prune-vocab", nargs="?", const=True, default=False,
                         metavar="SOURCE", help="keep only the tokens needed for a word list or "
                         "corpus file (one text per line), or built-in english-20/35/50 "
-                        "(default english-35), or built-in latin (every Latin/Greek-script "
-                        "token; drops [unused] rows and other scripts)")
+                        "(default english-35), or built-in latin (= --keep-scripts "
+                        "latin,greek); WordPiece, Unigram and BPE tokenizers")
+    shrink.add_argument("--keep-scripts", metavar="LIST",
+                        help="keep every token written in these scripts, e.g. latin,cyrillic "
+                        "(sets: latin, greek, cyrillic, arabic, hebrew, devanagari, thai, cjk; "
+                        "or Unicode script names); with --prune-vocab SOURCE, on top of its "
+                        "tokens")
     shrink.add_argument("--table-bits", type=int, choices=(4,),
                         help="store the token-embedding table as 4-bit blocks")
     shrink.add_argument("--weight-bits", type=int, choices=(4,),

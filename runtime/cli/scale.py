@@ -73,13 +73,17 @@ def cmd_embed_ray(args: argparse.Namespace) -> int:
 
 def cmd_shards(args: argparse.Namespace) -> int:
     from ..encoder import Encoder
-    from ..index.shards import build_shards
+    from ..index.shards import build_shards, has_texts
 
     encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
     shards = build_shards(args.source, args.out, encoder=encoder,
                           rows_per_shard=args.rows_per_shard, mode=args.mode)
     print(f"{args.out}: {len(shards)} shard(s); search them with: edgembed search QUERY "
           f"--index {args.out}", file=sys.stderr)
+    if not has_texts(args.out):
+        print("edgembed: note: the Parquet files have no text column (embed --no-text), so "
+              "the shards have no keyword search: they search with --mode dense only",
+              file=sys.stderr)
     return 0
 
 

@@ -10,20 +10,23 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..index import META_FILE, Hit, Index, IngestReport, index_paths
 from ..index.shards import ShardedIndex, is_sharded
+from .backend import add_backend_options, index_encoder, load_encoder
+from .encode import add_prompt_options
 
 
 def _open_or_create_index(args: argparse.Namespace, create: bool) -> Index:
-    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
     if (Path(args.index) / META_FILE).is_file():
-        return Index.open(args.index, encoder=encoder)
+        return Index.open(args.index, encoder=index_encoder(args))
     if not create:
         raise EdgembedError(f"no index at {args.index}; build one with: edgembed index PATH "
                             f"--index {args.index}")
-    return Index.create(args.index, encoder or Encoder.load(threads=args.threads),
+    return Index.create(args.index, load_encoder(args, args.model),
                         mode=args.mode, keyword_tokenizer=args.keyword_tokenizer)
 
 
@@ -86,30 +89,56 @@ def _display_path(path: str) -> str:
 
 def _search(args: argparse.Namespace, encoder: Encoder | None) -> list[Hit]:
     """Search an index folder, a sharded index folder or a LanceDB table (lancedb:URI).
-    Sharded indexes and LanceDB tables hold no keyword table: they search densely."""
+    Sharded indexes search in every mode, as one index would; they have no file table
+    (no --folder, --type) and read queries as plain words. LanceDB tables hold no keyword
+    table: they search densely."""
     where = args.index
-    if where.startswith("lancedb:") or is_sharded(where):
+    if where.startswith("lancedb:"):
         if args.mode not in (None, "dense") or args.keyword_syntax or args.folder or args.type:
-            raise EdgembedError(f"{where} is searched by embeddings only: use --mode dense, "
-                                "without --keyword-syntax, --folder or --type")
-        if where.startswith("lancedb:"):
-            from ..index.lance import LanceIndex
+            raise EdgembedError(f"{where} is searched by embeddings only (LanceDB tables "
+                                "exported by edgembed hold no keyword index): use --mode "
+                                "dense, without --keyword-syntax, --folder or --type")
+        from ..index.lance import LanceIndex
 
-            return LanceIndex(where, encoder).search(args.query, k=args.k, rescore=args.rescore)
+        table = LanceIndex(where, encoder)
+        return table.search_vectors(_query_vector(args, table.encoder, "dense"), k=args.k,
+                                    rescore=args.rescore)[0]
+    if is_sharded(where):
+        if args.keyword_syntax or args.folder or args.type:
+            raise EdgembedError(f"{where} is a sharded index: it reads queries as plain words "
+                                "and has no file table; search without --keyword-syntax, "
+                                "--folder or --type")
         with ShardedIndex.open(where, encoder=encoder) as sharded:
-            return sharded.search(args.query, k=args.k, rescore=args.rescore)
+            # shards without texts search densely, unless another mode is asked for
+            mode = args.mode or ("hybrid" if sharded.texts else "dense")
+            return sharded.search(args.query, k=args.k, mode=mode, rescore=args.rescore,
+                                  vectors=_query_vector(args, sharded.encoder, mode))
     index = Index.open(where, encoder=encoder, view=True)
     try:
-        return index.search(args.query, k=args.k, mode=args.mode or "hybrid",
-                            rescore=args.rescore, keyword_syntax=args.keyword_syntax,
-                            folder=args.folder, file_types=args.type)
+        mode = args.mode or "hybrid"
+        return index.search(args.query, k=args.k, mode=mode, rescore=args.rescore,
+                            keyword_syntax=args.keyword_syntax, folder=args.folder,
+                            file_types=args.type,
+                            vectors=_query_vector(args, index.encoder, mode))
     finally:
         index.close()
 
 
+def _query_vector(args: argparse.Namespace, encoder: Encoder, mode: str) -> np.ndarray | None:
+    """The query's vector (one row): with the model's query prefix, or the prompt the
+    command names. None in keyword mode, which embeds nothing."""
+    prompted = args.prompt_name is not None or args.prompt is not None
+    if mode == "keyword":
+        if prompted:
+            raise EdgembedError("--mode keyword embeds nothing: --prompt-name and --prompt "
+                                "apply to the dense and hybrid modes")
+        return None
+    return encoder.encode([args.query], kind=None if prompted else "query",
+                          prompt_name=args.prompt_name, prompt=args.prompt)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    encoder = Encoder.load(args.model, threads=args.threads) if args.model else None
-    hits = _search(args, encoder)
+    hits = _search(args, index_encoder(args))
     results = []
     for rank, hit in enumerate(hits, start=1):
         meta = hit.metadata or {}
@@ -135,7 +164,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..eval.evaluate import evaluate, format_table
 
-    encoder = Encoder.load(args.model, threads=args.threads)
+    encoder = load_encoder(args, args.model)
     report = evaluate(args.data, encoder, split=args.split, cache=args.cache,
                       rescore=args.rescore, command=shlex.join(["edgembed", *sys.argv[1:]]))
     text = json.dumps(report, indent=2) + "\n"
@@ -170,6 +199,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="with --watch: poll the folders every 2 s instead of using "
                        "file-system events")
     index.add_argument("--threads", type=int)
+    add_backend_options(index)
     index.set_defaults(func=cmd_index)
 
     search = commands.add_parser("search", help="search an index")
@@ -190,7 +220,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--rescore", type=int, default=4, metavar="M",
                         help="int8-rescore k·M binary candidates; 0: binary only (default 4)")
     search.add_argument("--model", help="model package (default: the index's)")
+    add_prompt_options(search, "the query")
     search.add_argument("--threads", type=int)
+    add_backend_options(search)
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)
 
@@ -202,6 +234,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--rescore", type=int, default=4, metavar="M")
     evaluation.add_argument("--cache", metavar="DIR", help="cache embeddings here")
     evaluation.add_argument("--threads", type=int)
+    add_backend_options(evaluation)
     evaluation.add_argument("--json", action="store_true", help="print JSON, not a table")
     evaluation.add_argument("--out", metavar="FILE", help="also write the JSON report here")
     evaluation.set_defaults(func=cmd_eval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EdgembedError
+from .backend import add_backend_options, load_options
 
 SERVE_LIMITS = ("max_body_bytes", "max_inputs", "max_batch", "batch_wait_ms", "max_queue",
                 "max_connections")
@@ -18,10 +19,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise
         raise EdgembedError("edgembed serve needs the serve extra: "
                             "pip install 'edgembed[serve]'") from None
+    load_options(args)  # --device without --backend openvino: refused before importing
     chosen = {name: getattr(args, name) for name in SERVE_LIMITS
               if getattr(args, name) is not None}
     serve(model=args.model, index=args.index, host=args.host, port=args.port,
-          threads=args.threads, limits=Limits(**chosen), log_level=args.log_level)
+          threads=args.threads, limits=Limits(**chosen), log_level=args.log_level,
+          backend=args.backend, device=args.device)
     return 0
 
 
@@ -35,7 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     server.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; others warn: no auth)")
     server.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks one")
-    server.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    server.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    add_backend_options(server)
     server.add_argument("--max-body-bytes", type=int, metavar="N",
                         help="larger request bodies get 413 (default 4194304)")
     server.add_argument("--max-inputs", type=int, metavar="N",

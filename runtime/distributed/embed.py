@@ -214,7 +214,8 @@ def embed_to_parquet(inputs: Sequence[str | Path], out: str | Path, *,
     decides; "auto": the cluster of this machine). `actors` (default: as many as the
     cluster's CPUs allow) each reserve `cpus_per_actor` CPUs and run that many onnxruntime
     threads (`threads` overrides it; more threads than CPUs only oversubscribes). Parts
-    whose file exists in `out` are skipped, so rerunning a killed job resumes it."""
+    whose file exists in `out` are skipped, so rerunning a killed job resumes it (and, once
+    every part is written, removes the temporary files its killed writers left)."""
     ray = require("ray", "ray")
     require("pyarrow", "ray")
     fields = fields or Fields()
@@ -250,6 +251,7 @@ def embed_to_parquet(inputs: Sequence[str | Path], out: str | Path, *,
             PartEmbedder, fn_constructor_kwargs={"job": job.to_json()}, batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=cpus_per_actor)
         summaries = dataset.take_all()
+    _remove_leftover_temporaries(out)
     report = _report(out, parts, summaries, time.perf_counter() - started, cpus_per_actor)
     (out / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n",
                                    encoding="utf-8")
@@ -280,6 +282,13 @@ def _claim_output(out: Path, job: Job, parts: list[Part]) -> None:
         os.replace(temp, path)
     except OSError as exc:
         raise EdgembedError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
+def _remove_leftover_temporaries(out: Path) -> None:
+    """Once every part is written, a temporary part file left in OUT can only come from a
+    writer that was killed before its rename (a killed run's actor): it is garbage."""
+    for path in [*out.glob(".part-*.parquet.*"), *out.glob(".part-*.bad.jsonl.*")]:
+        path.unlink(missing_ok=True)
 
 
 def _report(out: Path, parts: list[Part], summaries: list[dict[str, Any]], seconds: float,

@@ -1144,6 +1144,17 @@ def _read_meta(root: Path) -> dict[str, Any]:
 
 def _encoder_for(meta: dict[str, Any]) -> Encoder:
     """The encoder an index was built with: its recorded package, else the bundled one."""
+    return Encoder.load(_package_for(meta))
+
+
+def index_model(path: str | Path) -> Path:
+    """The model package an index was built with (its recorded path, else the bundled
+    package if it is the same model): what to load with other options, such as another
+    backend, before `Index.open(path, encoder=...)`."""
+    return _package_for(_read_meta(Path(path).expanduser()))
+
+
+def _package_for(meta: dict[str, Any]) -> Path:
     for candidate in (meta.get("package_path"), default_package_path()):
         if candidate and Path(candidate).is_dir():
             try:
@@ -1151,6 +1162,6 @@ def _encoder_for(meta: dict[str, Any]) -> Encoder:
             except EdgembedError:
                 continue
             if package.package_id == meta["package_id"]:
-                return Encoder.load(candidate)
+                return Path(candidate)
     raise IndexFileError(f"the index was built with model {meta['package_id']}, which is not "
                          f"at {meta.get('package_path')}; pass encoder=Encoder.load(PATH_TO_IT)")

@@ -13,7 +13,7 @@ Pure functions; the SQL lives in `edgembed.index.store`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 # Named tokenizers. "unicode": Unicode-aware word splitting, case and diacritic folding, no
 # stemming, so no language is favoured. "english" adds the Porter stemmer (English
@@ -74,6 +74,23 @@ def words(text: str) -> list[str]:
         if len(seen) == MAX_TERMS:
             break
     return list(seen.values())
+
+
+def informative_words(words: Sequence[str], terms: Sequence[tuple[int, str]],
+                      counts: Mapping[str, int], total: int,
+                      share: float = COMMON_TERM_SHARE) -> list[str]:
+    """The words of a query (`terms`: (position of the word, term), as the index's
+    tokenizer cuts them) holding a term found in at most `share` of the `total` documents
+    (or in at most COMMON_TERM_DOCS: small indexes keep every word), by the documents that
+    hold each term (`counts`); all of them if that leaves none, none if no word makes a
+    term. Common terms move BM25 little (above half the documents not at all: FTS5 floors
+    their IDF at zero) but scoring them costs a pass over most of the index; the dense
+    ranking still reads them."""
+    if not terms:
+        return []
+    limit = max(share * total, COMMON_TERM_DOCS)
+    keep = sorted({position for position, term in terms if 0 < counts.get(term, 0) <= limit})
+    return [words[position] for position in keep] or list(words)
 
 
 def quoted(words: list[str]) -> str | None:

@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgembedError, IndexFileError, IndexWriteError, QueryError, reason
-from .keyword import COMMON_TERM_DOCS, COMMON_TERM_SHARE, quoted, snippet_segments, sql_string
+from .bm25 import varint
+from .keyword import (
+    COMMON_TERM_SHARE,
+    informative_words,
+    quoted,
+    snippet_segments,
+    sql_string,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -85,8 +92,9 @@ QUERY_TERMS_SCHEMA = (
     "tokenize={tokenize})",
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5vocab(temp, query_words, "
     "'instance')",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.docs_terms USING fts5vocab(main, docs_fts, 'row')",
 )
+DOCUMENT_COUNTS_SCHEMA = \
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.docs_terms USING fts5vocab(main, docs_fts, 'row')"
 COUNT_CACHE_TERMS = 100_000  # remembered document counts, at most
 SNIPPET_MARKS = ("\x02", "\x03")  # around matched words in FTS5 snippets
 SNIPPET_TOKENS = 40
@@ -175,7 +183,7 @@ class DocStore:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._closed = False
-        self._query_terms_ready = False
+        self._query_terms_ready = self._document_counts_ready = False
         self._has_keyword_table = False
         self._counts: dict[str, int] = {}  # term → documents holding it (read-only stores)
         self._counts_version = -1
@@ -246,7 +254,8 @@ class DocStore:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             # tables made in the transaction are gone
-            self._query_terms_ready = self._has_keyword_table = False
+            self._query_terms_ready = self._document_counts_ready = False
+            self._has_keyword_table = False
 
     def checkpoint(self) -> None:
         """Copy committed pages from the WAL into docs.sqlite, without waiting for readers,
@@ -442,58 +451,61 @@ class DocStore:
                 self.db.execute(statement.format(tokenize=sql_string(tokenize)))
             self.db.execute("INSERT INTO docs_fts (docs_fts) VALUES ('rebuild')")
 
-    def _informative_words(self, words: Sequence[str], tokenize: str, total: int,
-                           share: float) -> list[str]:
-        """The words of a query holding a term found in at most `share` of the documents (or
-        in at most COMMON_TERM_DOCS: small indexes keep every word); all of them if that
-        leaves none. Common terms move BM25 little (above half the documents
-        not at all: FTS5 floors their IDF at zero) but scoring them costs a pass over most
-        of the index; the dense ranking still reads them."""
-        if not self._query_terms_ready:
-            for statement in QUERY_TERMS_SCHEMA:
-                self.db.execute(statement.format(tokenize=sql_string(tokenize)))
-            self._query_terms_ready = True
-        self.db.execute("SAVEPOINT query_words")  # undone below: nothing is ever written
-        try:
-            self.db.executemany("INSERT INTO temp.query_words (rowid, text) VALUES (?, ?)",
-                                list(enumerate(words)))
-            terms = self.db.execute("SELECT doc, term FROM temp.query_terms").fetchall()
-        finally:
-            self.db.execute("ROLLBACK TO query_words")
-            self.db.execute("RELEASE query_words")
-        if not terms:
-            return []
-        counts = self._document_counts(sorted({term for _, term in terms}))
-        limit = max(share * total, COMMON_TERM_DOCS)
-        keep = sorted({position for position, term in terms if 0 < counts.get(term, 0) <= limit})
-        return [words[position] for position in keep] or list(words)
+    def query_terms(self, words: Sequence[str], tokenize: str) -> list[tuple[int, str]]:
+        """(position of the word, term) for every term the index's tokenizer makes of
+        `words`; a word may give several terms (trigrams) or none."""
+        with self._read():
+            if not self._query_terms_ready:
+                for statement in QUERY_TERMS_SCHEMA:
+                    self.db.execute(statement.format(tokenize=sql_string(tokenize)))
+                self._query_terms_ready = True
+            self.db.execute("SAVEPOINT query_words")  # undone below: nothing is ever written
+            try:
+                self.db.executemany("INSERT INTO temp.query_words (rowid, text) VALUES (?, ?)",
+                                    list(enumerate(words)))
+                return [(int(position), term) for position, term in
+                        self.db.execute("SELECT doc, term FROM temp.query_terms")]
+            finally:
+                self.db.execute("ROLLBACK TO query_words")
+                self.db.execute("RELEASE query_words")
 
-    def _document_counts(self, terms: list[str]) -> dict[str, int]:
-        """How many documents hold each term. Counting walks the term's list of documents,
-        so a read-only store remembers counts until another connection commits."""
-        if not self.readonly:
-            return self._count_documents(terms)
-        version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._counts_version or len(self._counts) > COUNT_CACHE_TERMS:
-            self._counts, self._counts_version = {}, version
-        missing = [term for term in terms if term not in self._counts]
-        if missing:
-            found = self._count_documents(missing)
-            self._counts.update({term: found.get(term, 0) for term in missing})
-        return {term: self._counts[term] for term in terms}
+    def document_counts(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many documents hold each term (absent: none). Counting walks the term's list
+        of documents, so a read-only store remembers counts until another connection
+        commits."""
+        terms = sorted(set(terms))
+        if not terms:
+            return {}
+        with self._read():
+            if not self.readonly:
+                return self._count_documents(terms)
+            version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+            if version != self._counts_version or len(self._counts) > COUNT_CACHE_TERMS:
+                self._counts, self._counts_version = {}, version
+            missing = [term for term in terms if term not in self._counts]
+            if missing:
+                found = self._count_documents(missing)
+                self._counts.update({term: found.get(term, 0) for term in missing})
+            return {term: self._counts[term] for term in terms}
 
     def _count_documents(self, terms: list[str]) -> dict[str, int]:
+        if not self._document_counts_ready:
+            self.db.execute(DOCUMENT_COUNTS_SCHEMA)
+            self._document_counts_ready = True
         marks = ",".join("?" * len(terms))
         return dict(self.db.execute(
             f"SELECT term, doc FROM temp.docs_terms WHERE term IN ({marks})", terms))
 
     def keyword_expression(self, words: Sequence[str], tokenize: str, total: int,
                            share: float = COMMON_TERM_SHARE) -> str | None:
-        """The FTS5 query for a person's words: any of its informative words, quoted."""
+        """The FTS5 query for a person's words: any of its informative words
+        (`keyword.informative_words`), quoted."""
         if not words:
             return None
         with self._read():
-            return quoted(self._informative_words(words, tokenize, total, share))
+            terms = self.query_terms(words, tokenize)
+            counts = self.document_counts([term for _, term in terms])
+        return quoted(informative_words(words, terms, counts, total, share))
 
     def keyword_ranks(self, expression: str | None, limit: int, user_syntax: bool = False,
                       allowed: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -520,6 +532,46 @@ class DocStore:
                 raise
         keys = np.array([row[0] for row in rows], dtype=np.uint64)
         return keys, -np.array([row[1] for row in rows], dtype=np.float32)  # higher: better
+
+    # the statistics FTS5's bm25() reads, for scoring several keyword tables as one
+    # (`edgembed.index.bm25`); read them inside `reading()` to get one committed state
+
+    def keyword_totals(self) -> tuple[int, int]:
+        """(rows, tokens) of the keyword table: the document count and total length that
+        bm25() takes its average document length from, as FTS5 keeps them (its
+        "averages" record: varints, rows then tokens per column)."""
+        with self._read():
+            row = self.db.execute("SELECT block FROM docs_fts_data WHERE id = 1").fetchone()
+        if row is None or not row[0]:
+            return 0, 0
+        rows, position = varint(row[0])
+        tokens, _ = varint(row[0], position)
+        return rows, tokens
+
+    def phrase_matches(self, phrase: str) -> tuple[np.ndarray, np.ndarray]:
+        """Keys (ascending) and bm25() values (lower is better, as FTS5 returns them) of
+        every document matching one FTS5 phrase."""
+        with self._read():
+            rows = self.db.execute("SELECT rowid, bm25(docs_fts) FROM docs_fts "
+                                   "WHERE docs_fts MATCH ? ORDER BY rowid", (phrase,)).fetchall()
+        return (np.array([row[0] for row in rows], dtype=np.int64),
+                np.array([row[1] for row in rows], dtype=np.float64))
+
+    def token_counts(self, keys: Sequence[int]) -> np.ndarray:
+        """The length in tokens of these documents' texts, as bm25() reads it (FTS5's
+        "docsize" table: one varint per column)."""
+        sizes: dict[int, int] = {}
+        unique = list(dict.fromkeys(int(k) for k in keys))
+        with self._read():
+            for start in range(0, len(unique), 10_000):
+                sizes.update((int(key), varint(blob)[0]) for key, blob in self.db.execute(
+                    "SELECT id, sz FROM docs_fts_docsize WHERE id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (json.dumps(unique[start:start + 10_000]),)))
+        if len(sizes) < len(unique):
+            raise IndexFileError(f"document store {self.path} is damaged: the keyword table "
+                                 "lacks the length of a document it matches")
+        return np.array([sizes[int(key)] for key in keys], dtype=np.float64)
 
     def snippets(self, expression: str, keys: Sequence[int]) -> dict[int, list[str]]:
         """key → the passage around the best matches of `expression` (an FTS5 query) as

@@ -58,8 +58,10 @@ class Embedder:
         """Rows for a list of texts (the encoder's input contract: a non-str item is a
         TypeError naming its position)."""
         options = self.query_options if kind == "query" else self.document_options
+        if "prompt" not in options and "prompt_name" not in options:
+            options = {**options, "kind": kind}  # a prompt in the options replaces the kind's
         return self.encoder.encode(check_texts(texts), batch_size=self.batch_size,
-                                   precision=self.precision, kind=kind, **options)
+                                   precision=self.precision, **options)
 
     def documents(self, texts: Any) -> list[list[float]]:
         if isinstance(texts, str):

@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from ..encoder import Encoder
 from ..errors import EdgembedError, QueryError
 from ..index import Hit, Index
+from ..index.index import index_model
 from .batcher import Batcher, BatcherClosed, EncodeFn, QueueFull
 from .requests import (
     ApiError,
@@ -124,8 +125,8 @@ def hits_payload(results: list[list[dict[str, Any]]], tokens: np.ndarray, model:
 def encode_fn(encoder: Encoder) -> EncodeFn:
     """The batcher's work: float32 rows, and the tokens the model read per text (for usage)."""
 
-    def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
-        return encoder.encode_with_usage(texts, kind=kind)
+    def encode(texts: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        return encoder.encode_with_usage(texts, prompt=prompt)
 
     return encode
 
@@ -222,9 +223,9 @@ def create_app(encoder: Encoder, index: Index | None = None,
                       max_wait=limits.batch_wait_ms / 1000, max_queue=limits.max_queue)
     started, loaded_at = time.monotonic(), int(time.time())
 
-    async def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    async def encode(texts: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray]:
         try:
-            future = batcher.submit(texts, kind)
+            future = batcher.submit(texts, prompt)
         except QueueFull as exc:
             retry = {"Retry-After": "1"}
             raise ApiError(503, str(exc), code="queue_full", headers=retry) from None
@@ -237,8 +238,9 @@ def create_app(encoder: Encoder, index: Index | None = None,
         return await run_in_threadpool(lambda: parse(parse_json(raw)))
 
     async def embeddings(request: Request) -> Response:
-        query = await parsed(request, lambda b: parse_embedding_request(b, encoder.dim, limits))
-        vectors, tokens = await encode(query.texts, query.kind)
+        query = await parsed(request, lambda b: parse_embedding_request(
+            b, encoder.dim, limits, encoder.resolve_prompt))
+        vectors, tokens = await encode(query.texts, query.prompt)
 
         def build() -> bytes:
             rows = quantize(encoder, vectors, query.precision, query.dimensions)
@@ -250,11 +252,12 @@ def create_app(encoder: Encoder, index: Index | None = None,
         if index is None:
             raise ApiError(404, "this server has no index; start it with "
                            "`edgembed serve --index DIR`", code="no_index")
-        query = await parsed(request, lambda b: parse_search_request(b, limits))
+        query = await parsed(request, lambda b: parse_search_request(
+            b, limits, encoder.resolve_prompt))
         if query.mode == "keyword":
             vectors, tokens = None, np.zeros(len(query.queries), np.int64)
         else:
-            vectors, tokens = await encode(query.queries, "query")
+            vectors, tokens = await encode(query.queries, query.prompt)
         results = await run_in_threadpool(search_hits, index, query, vectors)
         return _json_response(await run_in_threadpool(hits_payload, results, tokens, model))
 
@@ -404,22 +407,31 @@ def running(app: Starlette, host: str = DEFAULT_HOST, port: int = 0,
         sock.close()
 
 
-def load(model: str | None = None, index: str | None = None,
-         threads: int | None = None) -> tuple[Encoder, Index | None]:
-    """The encoder and the (read-only) index. Without --model an index brings its own model."""
+def load(model: str | None = None, index: str | None = None, threads: int | None = None,
+         backend: str = "onnxruntime", device: str | None = None
+         ) -> tuple[Encoder, Index | None]:
+    """The encoder and the (read-only) index. Without --model an index brings its own
+    model (loaded on the chosen backend)."""
+    options: dict[str, Any] = {"threads": threads, "backend": backend}
+    if device is not None:
+        options["device"] = device
     if index is None:
-        return Encoder.load(model, threads=threads), None
-    encoder = Encoder.load(model, threads=threads) if model else None
+        return Encoder.load(model, **options), None
+    if not model and (backend != "onnxruntime" or device is not None):
+        model = str(index_model(index))
+    encoder = Encoder.load(model, **options) if model else None
     opened = Index.open(index, encoder=encoder, view=True)
     return opened.encoder, opened
 
 
 def serve(model: str | None = None, index: str | None = None, host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, threads: int | None = None, limits: Limits | None = None,
-          log_level: str = "info") -> None:
-    """Load, bind and serve until interrupted (Ctrl-C or SIGTERM shut down gracefully)."""
+          log_level: str = "info", backend: str = "onnxruntime",
+          device: str | None = None) -> None:
+    """Load, bind and serve until interrupted (Ctrl-C or SIGTERM shut down gracefully).
+    `backend` and `device` as for `Encoder.load`."""
     limits = limits or Limits()
-    encoder, opened = load(model, index, threads)
+    encoder, opened = load(model, index, threads, backend, device)
     sock = bind_socket(host, port)
     if not is_loopback(host):
         print(f"edgembed: warning: listening on {host}, reachable from other machines; the "

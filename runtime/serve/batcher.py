@@ -1,8 +1,9 @@
 """Coalescing of concurrent encode requests into batches, for the HTTP server.
 
-One worker thread owns the encoder: requests put (texts, kind, future) on a queue and the
+One worker thread owns the encoder: requests put (texts, prompt, future) on a queue and the
 worker takes what is waiting (up to `max_batch` texts, after at most `max_wait` seconds for
-more), encodes each kind's texts in one call and splits the rows back to the requests. One
+more), encodes each prompt's texts in one call (texts with different prompts never share
+one) and splits the rows back to the requests. One
 encode at a time keeps all cores on one batch instead of many small ones fighting over
 them, and a batch of 32 costs far less than 32 batches of one.
 
@@ -27,7 +28,8 @@ from ..errors import EdgembedError
 
 log = logging.getLogger(__name__)
 
-# (texts, kind) -> (rows aligned with texts, token count per text)
+# (texts, prompt) -> (rows aligned with texts, token count per text); the prompt is the text
+# put before every input
 EncodeFn = Callable[[list[str], str], tuple[np.ndarray, np.ndarray]]
 _STOP = object()
 
@@ -43,7 +45,7 @@ class BatcherClosed(EdgembedError):
 @dataclass
 class _Request:
     texts: list[str]
-    kind: str
+    prompt: str
     future: Future = field(default_factory=Future)
 
 
@@ -75,9 +77,10 @@ class Batcher:
     def alive(self) -> bool:
         return self._worker.is_alive()
 
-    def submit(self, texts: Sequence[str], kind: str = "document") -> Future:
-        """Queue texts; the future gives (rows, token counts) in the order of `texts`."""
-        request = _Request(list(texts), kind)
+    def submit(self, texts: Sequence[str], prompt: str = "") -> Future:
+        """Queue texts, to be encoded after `prompt`; the future gives (rows, token counts)
+        in the order of `texts`."""
+        request = _Request(list(texts), prompt)
         with self._lock:
             if self._closed:
                 raise BatcherClosed("the server is shutting down")
@@ -147,10 +150,10 @@ class Batcher:
     def _run(self, batch: list[_Request]) -> None:
         # requests whose caller gave up (client disconnected) are skipped
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]
-        for kind in dict.fromkeys(r.kind for r in live):
-            group = [r for r in live if r.kind == kind]
+        for prompt in dict.fromkeys(r.prompt for r in live):
+            group = [r for r in live if r.prompt == prompt]
             try:
-                self._encode_group(group, kind)
+                self._encode_group(group, prompt)
             except BaseException as exc:  # tokenizers' Rust panics are BaseExceptions
                 if len(group) == 1:
                     group[0].future.set_exception(exc)
@@ -159,13 +162,13 @@ class Batcher:
                     if request.future.done():
                         continue
                     try:
-                        self._encode_group([request], kind)
+                        self._encode_group([request], prompt)
                     except BaseException as single_exc:
                         request.future.set_exception(single_exc)
 
-    def _encode_group(self, group: list[_Request], kind: str) -> None:
+    def _encode_group(self, group: list[_Request], prompt: str) -> None:
         texts = [text for request in group for text in request.texts]
-        rows, tokens = self._encode(texts, kind)
+        rows, tokens = self._encode(texts, prompt)
         self.batches += 1
         start = 0
         for request in group:

@@ -5,7 +5,7 @@ error shape. No web framework is imported here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +16,9 @@ from ..errors import EdgembedError
 ENCODING_FORMATS = ("float", "base64")
 MAX_RESCORE = 64
 EMBEDDING_FIELDS = ("input", "model", "encoding_format", "dimensions", "precision", "kind",
-                    "user")
+                    "prompt_name", "prompt", "user")
 SEARCH_FIELDS = ("query", "k", "rescore", "mode", "keyword_syntax", "folder", "file_types",
-                 "snippets", "model", "user")
+                 "snippets", "prompt_name", "prompt", "model", "user")
 SEARCH_MODES = ("hybrid", "dense", "keyword")
 # Token ids carry no name of the tokenizer that made them (OpenAI clients send tiktoken's),
 # and most id sequences of another tokenizer decode and re-encode unchanged in the package's
@@ -162,16 +162,38 @@ def _texts(body: dict[str, Any], name: str, max_inputs: int) -> list[str]:
     return value
 
 
+# (kind, prompt_name, prompt) -> the text put before every input: `Encoder.resolve_prompt`
+PromptResolver = Callable[[str | None, str | None, str | None], str]
+
+
+def _prompt(body: dict[str, Any], resolve: PromptResolver, kind: str | None) -> str:
+    """The text put before the request's inputs, from its `kind`, `prompt_name` or `prompt`
+    (at most one), else from `kind`, the endpoint's default."""
+    _optional_str(body, "prompt_name")
+    _optional_str(body, "prompt")
+    prompt_name, prompt = body.get("prompt_name"), body.get("prompt")
+    if prompt_name is not None or prompt is not None:
+        kind = None
+    if "kind" in body:
+        kind = _choice(body, "kind", KINDS, None)
+    try:
+        return resolve(kind, prompt_name, prompt)
+    except EdgembedError as exc:
+        param = "prompt_name" if prompt_name is not None else "prompt"
+        raise ApiError(400, str(exc), param=param, code="invalid_value") from None
+
+
 @dataclass(frozen=True)
 class EmbeddingRequest:
     texts: list[str]
     encoding_format: str
     precision: str
     dimensions: int | None
-    kind: str
+    prompt: str  # the text put before every input (the kind's prefix, a named prompt, ...)
 
 
-def parse_embedding_request(body: dict[str, Any], dim: int, limits: Limits) -> EmbeddingRequest:
+def parse_embedding_request(body: dict[str, Any], dim: int, limits: Limits,
+                            resolve: PromptResolver) -> EmbeddingRequest:
     _check_fields(body, EMBEDDING_FIELDS)
     _optional_str(body, "model")
     _optional_str(body, "user")
@@ -180,7 +202,7 @@ def parse_embedding_request(body: dict[str, Any], dim: int, limits: Limits) -> E
         encoding_format=_choice(body, "encoding_format", ENCODING_FORMATS, "float"),
         precision=_choice(body, "precision", codes.PRECISIONS, "float32"),
         dimensions=_integer(body, "dimensions", None, 1, dim),
-        kind=_choice(body, "kind", KINDS, "document"))
+        prompt=_prompt(body, resolve, None))
 
 
 def _boolean(body: dict[str, Any], name: str) -> bool:
@@ -215,14 +237,17 @@ class SearchRequest:
     folder: str | None = None
     file_types: tuple[str, ...] | None = None
     snippets: bool = False
+    prompt: str = ""  # the text put before the queries: the query prefix, unless asked
 
 
-def parse_search_request(body: dict[str, Any], limits: Limits) -> SearchRequest:
+def parse_search_request(body: dict[str, Any], limits: Limits,
+                         resolve: PromptResolver) -> SearchRequest:
     _check_fields(body, SEARCH_FIELDS)
     _optional_str(body, "model")
     _optional_str(body, "user")
     _optional_str(body, "folder")
     return SearchRequest(queries=_texts(body, "query", limits.max_inputs),
+                         prompt=_prompt(body, resolve, "query"),
                          k=_integer(body, "k", 10, 1, limits.max_k),
                          rescore=_integer(body, "rescore", 4, 0, MAX_RESCORE),
                          mode=_choice(body, "mode", SEARCH_MODES, "hybrid"),

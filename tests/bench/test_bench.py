@@ -52,6 +52,9 @@ def test_quick_bench_runs_end_to_end(quick_run):
     assert "edgembed default" in result.stdout and "sent/s" in result.stdout
     report = (out / "bench.md").read_text(encoding="utf-8")
     assert "| edgembed default |" in report and "## Goals" in report
+    # OpenVINO cannot read the default package: its row is skipped with the reason
+    assert any(line.startswith("edgembed openvino default: OpenVINO cannot read")
+               for line in data["skipped"]), data["skipped"]
 
 
 @pytest.mark.slow
@@ -122,9 +125,46 @@ def test_peer_failing_to_import_in_its_worker_is_skipped(monkeypatch, tmp_path):
     assert results == {} and skipped == ["gone: not here"]
 
 
+def test_openvino_rows_are_planned_beside_onnxruntime(tmp_path):
+    pytest.importorskip("openvino")
+    chosen, _ = harness.plan(harness.Settings(quick=True), tmp_path)
+    openvino = [system for system in chosen if system.kind == "edgembed-openvino"]
+    assert [system.name for system in openvino] == ["edgembed openvino default"]
+    assert openvino[0].path == chosen[0].path  # the package under test, on both backends
+    assert harness.OPENVINO_GRAPHS == ("fp32", "int8-static")
+    assert ("int8-static", "int8-static") in harness.VARIANTS
+
+
+def test_openvino_worker_skips_a_package_it_cannot_read(tmp_path, monkeypatch):
+    """The default package's per-token int8 is onnxruntime-only: its OpenVINO row is
+    skipped with OpenVINO's reason, not a failed run."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("EDGEMBED_OPENVINO_CACHE", str(tmp_path))
+    system = systems.System("edgembed openvino default", "edgembed-openvino",
+                            str(harness.default_package_path()), 256, "default")
+    job = {"system": system.to_json(), "threads": 1, "batch_size": 32, "short": ["a"],
+           "long": [], "queries": ["a"]}
+    skipped = worker.measure(job, 0.0)["skipped"]
+    assert skipped.startswith("edgembed openvino default: OpenVINO cannot read")
+    assert "MatMulIntegerToFloat" in skipped
+
+
+def test_openvino_cold_start_notes_empty_and_warm_cache():
+    from edgembed.bench import report
+
+    row = {"kind": "edgembed-openvino", "cold_start_empty_cache_s": 2.5,
+           "cold_start_warm_cache_s": 0.9}
+    notes = report.openvino_notes({"encoders": {"edgembed openvino fp32": row,
+                                                "edgembed fp32": {"kind": "edgembed"}}})
+    assert len(notes) == 1
+    assert "edgembed openvino fp32: 2.50 s empty, 0.90 s warm" in notes[0]
+    assert report.openvino_notes({"encoders": {"edgembed fp32": {"kind": "edgembed"}}}) == []
+
+
 def test_importing_the_bench_package_imports_no_peer():
     code = ("import sys, edgembed.bench.harness, edgembed.bench.report, edgembed.bench.search\n"
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'fastembed', 'faiss') "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'fastembed', 'faiss', "
+            "'openvino') "
             "if m in sys.modules]\nassert not heavy, heavy\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)

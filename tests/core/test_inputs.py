@@ -95,7 +95,10 @@ def test_accepted_containers_agree(default_encoder):
     {"batch_size": "8"}, {"batch_size": None}, {"batch_size": [4]},
     {"precision": "float16"}, {"precision": None}, {"precision": ["int8"]},
     {"precision": np.array(["int8", "binary"])},
-    {"kind": "passage"}, {"kind": None}, {"kind": 0}, {"kind": ["query"]},
+    {"kind": "passage"}, {"kind": 0}, {"kind": ["query"]},
+    # kind=None is the default; prompts: unknown names, non-strings, two choices at once
+    {"prompt_name": "query"}, {"prompt_name": 5}, {"prompt": b"query: "}, {"prompt": 3},
+    {"kind": "query", "prompt": ""}, {"kind": "document", "prompt_name": "query"},
     {"dims": 0}, {"dims": 385}, {"dims": True}, {"dims": 3.0}, {"dims": "8"}, {"dims": -1},
 ])
 def test_bad_options_raise_edgembed_error_before_reading_texts(default_encoder, options):

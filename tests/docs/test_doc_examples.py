@@ -20,7 +20,8 @@ EXTRAS = {"langchain_core": "edgembed[langchain]", "llama_index": "edgembed[llam
           "mteb": "edgembed[mteb]", "datasets": "edgembed[mteb]",
           "starlette": "edgembed[serve]", "uvicorn": "edgembed[serve]",
           "openai": "openai", "langchain_openai": "langchain-openai",
-          "ray": "edgembed[ray]", "pyarrow": "edgembed[ray]", "lancedb": "edgembed[lancedb]"}
+          "ray": "edgembed[ray]", "pyarrow": "edgembed[ray]", "lancedb": "edgembed[lancedb]",
+          "openvino": "edgembed[openvino]"}
 
 
 def python_blocks(path: Path) -> list[tuple[int, str]]:

@@ -18,9 +18,10 @@ from edgembed.errors import ExportError
 from edgembed.export import Compression, ExportOptions, export_model
 from edgembed.export.prune_vocab import (
     builtin_words,
-    kept_token_ids,
-    latin_token_ids,
+    kept_vocabulary,
     prune_tokenizer,
+    read_vocabulary,
+    script_token_ids,
 )
 
 # sentences of common words, all in the built-in english-20 list
@@ -64,8 +65,8 @@ def _tokenizer(minilm_source) -> dict:
 
 
 def test_tokenizer_rewrite_is_consistent(minilm_source):
-    words = builtin_words(20)
-    kept = kept_token_ids(minilm_source / "tokenizer.json", words)
+    kept, described = kept_vocabulary(minilm_source / "tokenizer.json", "english-20")
+    assert described["texts"] == len(builtin_words(20))
     original = _tokenizer(minilm_source)
     pruned = prune_tokenizer(original, kept)
     vocab = pruned["model"]["vocab"]
@@ -149,7 +150,9 @@ def _has_dropped_letter(text: str) -> bool:
 def test_latin_vocabulary_keeps_every_latin_and_greek_token(minilm_source, tmp_path):
     from tokenizers import Tokenizer
 
-    kept = latin_token_ids(minilm_source / "tokenizer.json")
+    kept = sorted(script_token_ids(read_vocabulary(_tokenizer(minilm_source)),
+                                   ["latin", "greek"]) | {0, 100, 101, 102, 103})
+    assert kept == kept_vocabulary(minilm_source / "tokenizer.json", "latin")[0]
     by_id = {i: t for t, i in _tokenizer(minilm_source)["model"]["vocab"].items()}
     dropped = {by_id[i] for i in set(by_id) - set(kept)}
     assert {"[unused0]", "[unused993]", "東", "##ل", "м"} <= dropped
@@ -297,6 +300,8 @@ def test_heal_teacher_shares_the_pruned_vocabulary(minilm_source, tmp_path):
     ({"weight_bits": 4}, {"quantize": "fp16"}, "pair it with --quantize"),
     ({"weight_bits": 4}, {"quantize": "int8-static"}, "pair it with --quantize"),
     ({"weight_bits": 2}, {}, "--weight-bits must be one of"),
+    ({"keep_scripts": ["latin", "klingon"]}, {}, "unknown script 'klingon'"),
+    ({"keep_scripts": "latin"}, {}, "a list of script names"),
 ])
 def test_nonsense_combinations_refused(minilm_source, tmp_path, options, export_options,
                                        message):

@@ -83,14 +83,16 @@ def test_recipe_names_an_unknown_option_and_the_valid_ones(tmp_path, capsys):
 def test_recipe_tables_become_options(tmp_path):
     recipe = recipe_with(tmp_path, 'quantize = "auto"\nmax_loss = 0.01\nkeep_nodes = ["*/a"]\n'
                                    "[export.compression]\nprune_vocab = \"latin\"\n"
-                                   "table_bits = 4")
+                                   'keep_scripts = ["cyrillic"]\ntable_bits = 4')
     from edgembed.export.recipe import load_recipe
 
     options = recipe_options(load_recipe(recipe), str(recipe))
     assert options == ExportOptions(quantize="auto", max_loss=0.01, keep_nodes=("*/a",),
                                     name="all-minilm-l6-v2",
                                     source_name="sentence-transformers/all-MiniLM-L6-v2",
-                                    compression=Compression(prune_vocab="latin", table_bits=4))
+                                    compression=Compression(prune_vocab="latin",
+                                                            keep_scripts=["cyrillic"],
+                                                            table_bits=4))
     bad = recipe_with(tmp_path, "[export.compression]\nprune_vocabulary = true")
     with pytest.raises(ExportError, match="unknown option 'compression.prune_vocabulary'"):
         recipe_options(load_recipe(bad), str(bad))

@@ -82,7 +82,8 @@ def test_suitability_rules():
     def suits(f: GraphFacts) -> dict[str, bool]:
         return {s.backend: s.suits for s in suitability(f)}
 
-    assert all(suits(facts()).values())
+    qdq_static = suits(facts())
+    assert [name for name, ok in qdq_static.items() if not ok] == ["CoreML (Apple)"]
     per_token = suits(facts(static_shape=None, dynamic_activation_scales=True,
                             non_standard_ops=("com.microsoft:MatMulIntegerToFloat",),
                             static_activation_bits=()))
@@ -91,7 +92,8 @@ def test_suitability_rules():
     assert dynamic_qdq["OpenVINO CPU/GPU"] and dynamic_qdq["DirectML (Windows GPU/NPU)"]
     assert not dynamic_qdq["OpenVINO NPU"] and not dynamic_qdq["QNN HTP (Qualcomm NPU)"]
     float_static = suits(facts(static_activation_bits=()))
-    assert float_static["OpenVINO NPU"] and not float_static["QNN HTP (Qualcomm NPU)"]
+    assert float_static["OpenVINO NPU"] and float_static["CoreML (Apple)"]
+    assert not float_static["QNN HTP (Qualcomm NPU)"]
 
 
 @pytest.fixture(scope="module")

@@ -119,9 +119,7 @@ def test_keyword_table_follows_adds_removes_and_dropped_changes(tmp_path, defaul
 
 
 def test_common_words_are_left_out_of_large_indexes(tmp_path, default_encoder, monkeypatch):
-    from edgembed.index import store
-
-    monkeypatch.setattr(store, "COMMON_TERM_DOCS", 2)
+    monkeypatch.setattr(keyword, "COMMON_TERM_DOCS", 2)
     texts = [f"common word number {i}" for i in range(20)] + ["common rare"]
     index = Index.create(tmp_path / "index", default_encoder)
     index.add_vectors(np.ones((21, index.dim), np.float32), texts=texts)

@@ -74,3 +74,34 @@ def test_batcher_refuses_when_full_and_after_close():
         batcher.close()
     with pytest.raises(BatcherClosed):
         batcher.submit(["late"])
+
+
+def test_batcher_never_mixes_prompts_in_one_batch():
+    """Texts queued with different prompts are encoded in separate calls, each call with
+    its own prompt; requests with the same prompt still share one."""
+    calls: list[tuple[str, list[str]]] = []
+    release = threading.Event()
+
+    def encode(texts: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        release.wait(10)
+        calls.append((prompt, list(texts)))
+        return np.asarray([[len(prompt + t)] for t in texts], float), np.ones(len(texts),
+                                                                                np.int64)
+
+    batcher = Batcher(encode, max_batch=100, max_wait=0.05)
+    try:
+        first = batcher.submit(["hold"], "")  # blocks the worker while the rest queue up
+        prompts = ["query: ", "passage: ", "", "query: ", "classify: ", "passage: "]
+        futures = [batcher.submit([f"text {i}", "x"], prompt) for i, prompt in
+                   enumerate(prompts)]
+        release.set()
+        assert first.result(10)[0].tolist() == [[4]]
+        for i, (future, prompt) in enumerate(zip(futures, prompts, strict=True)):
+            assert future.result(10)[0][:, 0].tolist() == [len(prompt + f"text {i}"),
+                                                           len(prompt + "x")]
+        owner = {"hold": "", "x": None, **{f"text {i}": p for i, p in enumerate(prompts)}}
+        for prompt, texts in calls:  # every call holds texts queued with its prompt only
+            assert all(owner[text] in (prompt, None) for text in texts), (prompt, texts)
+        assert len(calls) >= len(set(prompts))
+    finally:
+        batcher.close()
