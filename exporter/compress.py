@@ -83,9 +83,17 @@ def check_compression(compression: Compression, source: SourceModel, quantize_me
     kept = layers_to_keep(total, compression.layers, compression.keep_layers)
     check_ratio("--prune-heads", compression.prune_heads)
     check_ratio("--prune-ffn", compression.prune_ffn)
-    if compression.dims is not None and not 1 <= compression.dims <= source.hidden_size:
-        raise ExportError(f"--dims must be between 1 and the model's {source.hidden_size} "
+    if compression.dims is not None and not 1 <= compression.dims <= source.embedding_dim:
+        raise ExportError(f"--dims must be between 1 and the model's {source.embedding_dim} "
                           f"dimensions, got {compression.dims}")
+    if compression.heal and compression.dims is not None and source.dense:
+        raise ExportError("--heal with --dims: healing teaches the transformer's pooled "
+                          "vector, but on this model --dims cuts the output of its Dense "
+                          "module; heal without --dims, or cut without --heal")
+    if source.model_type == "modernbert" and kept != list(range(len(kept))):
+        raise ExportError("--keep-layers on ModernBERT must keep the first layers (use "
+                          "--layers N): a ModernBERT layer's local or global attention is "
+                          "decided by its position, so a moved layer would change kind")
     structural = (len(kept) < total or compression.prune_heads or compression.prune_ffn
                   or compression.dims is not None)
     if compression.heal and not structural:

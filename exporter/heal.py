@@ -24,7 +24,7 @@ import numpy as np
 
 from edgembed.errors import ExportError
 
-from .feeds import tokenized_batches
+from .feeds import forward_inputs, tokenized_batches
 from .prune_layers import layer_list
 from .prune_vocab import builtin_words
 from .texts import builtin_texts
@@ -151,7 +151,7 @@ def heal(student: Any, teacher: Any, texts: Sequence[str], tokenizer_file: Path,
             for batch in batches:
                 if time.monotonic() >= deadline or (max_steps is not None and steps >= max_steps):
                     break
-                feeds = {k: torch.from_numpy(v) for k, v in batch.items()}
+                feeds = forward_inputs(student, batch)
                 mask = feeds["attention_mask"]
                 with torch.no_grad():
                     taught = teacher(**feeds, output_hidden_states=True).hidden_states
