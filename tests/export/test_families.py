@@ -118,13 +118,35 @@ def _config(family: str, vocab: int, pad_id: int, cls_id: int, sep_id: int):
         sep_token_id=sep_id)
 
 
-def build_tiny(family: str, folder: Path, pooling: str | None = None,
-               dense: str | None | bool = False, normalize: bool | None = None,
-               seed: int = 0) -> Path:
-    """A sentence-transformers folder of `family` with random weights; the modules are the
-    family's FAMILIES entry unless given (`dense`: an activation name, None for no Dense)."""
+def build_transformer(family: str, folder: Path, seed: int = 0) -> Path:
+    """A transformers folder of `family`: random weights and a freshly trained tokenizer."""
     import torch
     import transformers
+
+    kind, specials, ends, _ = FAMILIES[family]
+    tokenizer = _train_tokenizer(kind, specials, ends)
+    pad = _named(specials, "pad")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=pad, unk_token=_named(specials, "unk"),
+        cls_token=ends[0], sep_token=ends[1], bos_token=ends[0], eos_token=ends[1],
+        mask_token=_named(specials, "mask"), model_max_length=EXPECTED_MAX_LENGTH[family],
+        **({} if family == "bert" else {"model_input_names": ["input_ids", "attention_mask"]}))
+    torch.manual_seed(seed)
+    config = _config(family, tokenizer.get_vocab_size(), *(tokenizer.token_to_id(token)
+                                                           for token in (pad, *ends)))
+    config.initializer_range = 0.2  # wider than the 0.02 of training: texts differ more
+    transformers.AutoModel.from_config(config).eval().save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def build_tiny(family: str, folder: Path, pooling: str | None = None,
+               dense: str | None | bool = False, normalize: bool | None = None,
+               transformer: Path | None = None) -> Path:
+    """A sentence-transformers folder of `family` (on `transformer`'s weights, or new
+    ones); the modules are the family's FAMILIES entry unless given (`dense`: an activation
+    name, None for no Dense)."""
+    import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import (
         Dense,
@@ -133,27 +155,14 @@ def build_tiny(family: str, folder: Path, pooling: str | None = None,
         Transformer,
     )
 
-    kind, specials, ends, modules = FAMILIES[family]
+    modules = FAMILIES[family][3]
     pooling = pooling or modules[0]
     activation = modules[1] if dense is False else dense
     normalize = modules[2] if normalize is None else normalize
-    tokenizer = _train_tokenizer(kind, specials, ends)
-    pad = _named(specials, "pad")
-    ids = {token: tokenizer.token_to_id(token) for token in specials}
-    no_types = family != "bert"
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token=pad, unk_token=_named(specials, "unk"),
-        cls_token=ends[0], sep_token=ends[1], bos_token=ends[0], eos_token=ends[1],
-        mask_token=_named(specials, "mask"),
-        model_max_length=EXPECTED_MAX_LENGTH[family],
-        **({"model_input_names": ["input_ids", "attention_mask"]} if no_types else {}))
-    torch.manual_seed(seed)
-    config = _config(family, tokenizer.get_vocab_size(), ids[pad], ids[ends[0]], ids[ends[1]])
-    config.initializer_range = 0.2  # wider than the 0.02 of training: texts differ more
-    hf = folder.parent / f"{folder.name}-hf"
-    transformers.AutoModel.from_config(config).eval().save_pretrained(hf)
-    fast.save_pretrained(hf)
-    parts = [Transformer(str(hf), max_seq_length=EXPECTED_MAX_LENGTH[family]),
+    if transformer is None:
+        transformer = build_transformer(family, folder.parent / f"{folder.name}-hf")
+    torch.manual_seed(1)  # the Dense module's weights
+    parts = [Transformer(str(transformer), max_seq_length=EXPECTED_MAX_LENGTH[family]),
              Pooling(HIDDEN, pooling)]
     if activation is not None:
         function = getattr(torch.nn, activation)()
@@ -239,9 +248,10 @@ def test_pooling_variants_in_manifest_and_vectors(tmp_path):
                 "max": ("max", None, True), "mean-dense-tanh": ("mean", "Tanh", True),
                 "max-raw": ("max", None, False)}
     vectors = {}
+    transformer = build_transformer("xlm-roberta", tmp_path / "hf")
     for name, (pooling, activation, normalize) in variants.items():
         folder = build_tiny("xlm-roberta", tmp_path / name, pooling=pooling, dense=activation,
-                            normalize=normalize)
+                            normalize=normalize, transformer=transformer)
         manifest = export_model(folder, tmp_path / f"{name}-pkg",
                                 ExportOptions(quantize="none", validate=False))
         assert (manifest.pooling, manifest.normalized) == (pooling, normalize)
@@ -314,7 +324,7 @@ def test_layers_and_dims_on_every_family(family, tiny, tmp_path):
     manifest = export_model(tiny[family], tmp_path / "pkg", ExportOptions(
         quantize="none", validation_texts=TEXTS, compression=Compression(layers=1, dims=16)))
     applied = manifest.compression["applied"]
-    assert applied["layers"]["kept"] == [0] and applied["dims"]["kept"] == 16
+    assert list(applied["layers"]["kept"]) == [0] and applied["dims"]["kept"] == 16
     assert manifest.dim == 16
     vectors = Encoder.load(tmp_path / "pkg").encode(TEXTS)
     assert vectors.shape == (len(TEXTS), 16) and np.isfinite(vectors).all()
