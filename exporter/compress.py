@@ -21,6 +21,7 @@ from typing import Any
 from edgembed.errors import ExportError
 
 from .feeds import tokenized_batches
+from .heal import MAX_LENGTH as HEAL_LENGTH
 from .heal import builtin_heal_texts, heal
 from .prune_layers import keep_layers, layers_to_keep
 from .prune_structure import check_ratio, importance, prune_ffn, prune_heads
@@ -31,6 +32,7 @@ from .texts import read_texts
 
 TABLE_BITS = (4,)
 IMPORTANCE_TEXTS = 128
+IMPORTANCE_LENGTH = 128  # tokens per text (fewer if the model's position table is shorter)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
         keep_layers(model, kept_layers)
         applied["layers"] = {"kept": kept_layers, "original_layers": total}
     if compression.prune_heads or compression.prune_ffn:
-        batches = tokenized_batches(tokenizer_file, list(calibration)[:IMPORTANCE_TEXTS], 128,
+        batches = tokenized_batches(tokenizer_file, list(calibration)[:IMPORTANCE_TEXTS],
+                                    min(IMPORTANCE_LENGTH, source.max_seq_length),
                                     batch_size=16)
         head_scores, neuron_scores = importance(model, batches)
         how = (f"calibration: {min(len(calibration), IMPORTANCE_TEXTS)} built-in calibration "
@@ -193,7 +196,8 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
         texts, described = _heal_texts(compression.heal)
         report = heal(model, teacher, texts, tokenizer_file, source.pooling,
                       compression.heal_minutes, layer_map=kept_layers,
-                      max_steps=compression.heal_steps, dims=compression.dims)
+                      max_steps=compression.heal_steps, dims=compression.dims,
+                      max_length=min(HEAL_LENGTH, source.max_seq_length))
         applied["heal"] = {"texts_source": described,
                            "teacher": "the original transformer, with the same vocabulary",
                            **report}

@@ -301,7 +301,7 @@ def test_int8_methods_on_every_family(family, method, tiny, fp32_packages, tmp_p
     assert quantization["int8_matmuls"] + len(kept) == _weight_matmuls(fp32_packages[family])
     assert _weight_matmuls(tmp_path / "pkg") == len(kept)
     if method == "int8":
-        assert kept == []
+        assert not kept
     else:
         assert manifest.quality is not None and "auto" in quantization
         assert quantization["auto"]["held_out_mean_cosine"] >= 1 - 0.005, quantization["auto"]
@@ -333,6 +333,34 @@ def test_layers_and_dims_on_every_family(family, tiny, tmp_path):
     # one layer of two (or three): the card measures it against the whole original model
     assert manifest.quality["n_texts"] == len(TEXTS)
     assert -1 <= manifest.quality["min_cosine"] <= manifest.quality["mean_cosine"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", NAMES)
+def test_head_and_ffn_pruning_or_a_clear_refusal(family, tiny, tmp_path):
+    options = ExportOptions(quantize="none", validate=False,
+                            compression=Compression(prune_heads=0.5, prune_ffn=0.5))
+    if family in ("bert", "roberta", "xlm-roberta"):  # BERT-style layers
+        manifest = export_model(tiny[family], tmp_path / "pkg", options)
+        applied = manifest.compression["applied"]
+        assert applied["ffn"]["intermediate_size"] == 32 and len(applied["heads"]["removed"]) == 2
+        assert np.isfinite(Encoder.load(tmp_path / "pkg").encode(TEXTS)).all()
+    else:
+        with pytest.raises(ExportError, match="head/FFN pruning supports BERT-style layers"):
+            export_model(tiny[family], tmp_path / "pkg", options)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "modernbert"])
+def test_healing_families_without_token_types(family, tiny, tmp_path, sentences):
+    """Healing feeds torch the inputs its forward takes: these refuse token_type_ids."""
+    texts = tmp_path / "heal.txt"
+    texts.write_text("\n".join(sentences[:64]), encoding="utf-8")
+    manifest = export_model(tiny[family], tmp_path / "pkg", ExportOptions(
+        quantize="none", validate=False,
+        compression=Compression(layers=1, heal=texts, heal_steps=2)))
+    assert manifest.compression["applied"]["heal"]["steps"] == 2
+    assert np.isfinite(Encoder.load(tmp_path / "pkg").encode(TEXTS)).all()
 
 
 @pytest.mark.slow
