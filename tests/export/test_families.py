@@ -351,6 +351,22 @@ def test_head_and_ffn_pruning_or_a_clear_refusal(family, tiny, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])
+def test_vocabulary_pruning_on_wordpiece_families(family, tiny, fp32_packages, tmp_path):
+    """The tokens of a short corpus (and every single character): its words tokenize as
+    before, so its sentences' vectors are unchanged."""
+    english = ["the cat sat on the mat", "rain is expected tomorrow"]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(english), encoding="utf-8")
+    manifest = export_model(tiny[family], tmp_path / "pkg", ExportOptions(
+        quantize="none", validate=False, compression=Compression(prune_vocab=corpus)))
+    vocabulary = manifest.compression["applied"]["vocabulary"]
+    assert vocabulary["kept_tokens"] < vocabulary["original_tokens"]
+    pruned = Encoder.load(tmp_path / "pkg").encode(english)
+    assert cosines(pruned, Encoder.load(fp32_packages[family]).encode(english)).min() >= 0.9999
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["distilbert", "mpnet", "modernbert"])
 def test_healing_families_without_token_types(family, tiny, tmp_path, sentences):
     """Healing feeds torch the inputs its forward takes: these refuse token_type_ids."""
