@@ -38,11 +38,15 @@ FAMILIES = {
                 ("cls", None, True)),
     "modernbert": ("bpe", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], ("[CLS]", "[SEP]"),
                    ("mean", None, True)),
+    # BERT with XLM-R's Unigram tokenizer, as paraphrase-multilingual-MiniLM-L12-v2: token
+    # types, and a pad id (1) that is not 0, without RoBERTa's position offset
+    "bert+unigram": ("unigram", ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"),
+                     ("mean", None, True)),
 }
 # the sequence each family's tiny model can take: RoBERTa-style families lose pad_id + 1
 # positions (pad_token_id 1 here: 66 - 2)
 EXPECTED_MAX_LENGTH = {"bert": 66, "distilbert": 66, "mpnet": 64, "xlm-roberta": 64,
-                       "roberta": 64, "modernbert": 66}
+                       "roberta": 64, "modernbert": 66, "bert+unigram": 66}
 TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply today.", "",
          "Naïve café owners serve crème brûlée — 42 times a day!",
          "a " * 200 + "long text cut at the package's max length",
@@ -94,6 +98,10 @@ def _train_tokenizer(kind: str, specials: list[str], ends: tuple[str, str]):
     return tokenizer
 
 
+def model_type(family: str) -> str:
+    return family.split("+")[0]
+
+
 def _config(family: str, vocab: int, pad_id: int, cls_id: int, sep_id: int):
     import transformers
 
@@ -101,6 +109,7 @@ def _config(family: str, vocab: int, pad_id: int, cls_id: int, sep_id: int):
               "max_position_embeddings": MAX_POSITIONS}
     bert_like = {"hidden_size": HIDDEN, "num_hidden_layers": 2, "num_attention_heads": 2,
                  "intermediate_size": 64, **common}
+    family = model_type(family)
     if family == "bert":
         return transformers.BertConfig(**bert_like)
     if family == "distilbert":
@@ -130,7 +139,8 @@ def build_transformer(family: str, folder: Path, seed: int = 0) -> Path:
         tokenizer_object=tokenizer, pad_token=pad, unk_token=_named(specials, "unk"),
         cls_token=ends[0], sep_token=ends[1], bos_token=ends[0], eos_token=ends[1],
         mask_token=_named(specials, "mask"), model_max_length=EXPECTED_MAX_LENGTH[family],
-        **({} if family == "bert" else {"model_input_names": ["input_ids", "attention_mask"]}))
+        **({} if model_type(family) == "bert"
+           else {"model_input_names": ["input_ids", "attention_mask"]}))
     torch.manual_seed(seed)
     config = _config(family, tokenizer.get_vocab_size(), *(tokenizer.token_to_id(token)
                                                            for token in (pad, *ends)))
@@ -203,12 +213,15 @@ def test_fp32_package_matches_torch(family, tiny, fp32_packages):
     encoder = Encoder.load(fp32_packages[family])
     manifest = encoder.manifest
     kind, _, _, (pooling, activation, normalize) = FAMILIES[family]
-    assert manifest.source["model_type"] == family
+    assert manifest.source["model_type"] == model_type(family)
     assert (manifest.pooling, manifest.normalized) == (pooling, normalize)
     assert manifest.dim == (24 if activation else HIDDEN)
     assert manifest.max_seq_length == EXPECTED_MAX_LENGTH[family]
+    # the runtime pads with the model's own pad token (RoBERTa-style position ids skip it)
+    assert encoder.pad_id == encoder.tokenizer.token_to_id(_named(FAMILIES[family][1], "pad"))
     inputs = {node.name for node in encoder.session.get_inputs()}
-    assert inputs == ({"input_ids", "attention_mask", "token_type_ids"} if family == "bert"
+    assert inputs == ({"input_ids", "attention_mask", "token_type_ids"}
+                      if model_type(family) == "bert"
                       else {"input_ids", "attention_mask"})
 
     reference = torch_vectors(tiny[family], TEXTS)
@@ -340,7 +353,7 @@ def test_layers_and_dims_on_every_family(family, tiny, tmp_path):
 def test_head_and_ffn_pruning_or_a_clear_refusal(family, tiny, tmp_path):
     options = ExportOptions(quantize="none", validate=False,
                             compression=Compression(prune_heads=0.5, prune_ffn=0.5))
-    if family in ("bert", "roberta", "xlm-roberta"):  # BERT-style layers
+    if model_type(family) in ("bert", "roberta", "xlm-roberta"):  # BERT-style layers
         manifest = export_model(tiny[family], tmp_path / "pkg", options)
         applied = manifest.compression["applied"]
         assert applied["ffn"]["intermediate_size"] == 32 and len(applied["heads"]["removed"]) == 2
