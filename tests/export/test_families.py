@@ -5,8 +5,9 @@ or byte-level BPE), saved as a sentence-transformers folder and exported.
 What differs between the families and is checked here: graphs without token_type_ids
 (the runtime feeds only the graph's inputs), position tables offset by the padding index
 (RoBERTa, XLM-RoBERTa, MPNet: max_position_embeddings - pad_token_id - 1 tokens), CLS /
-mean / max pooling, Dense modules after pooling, with and without Normalize, and every
-quantization and compression option on each family."""
+mean / max pooling, Dense modules after pooling, with and without Normalize; `int8`,
+`auto`, `--layers` and `--dims` on each family; head/FFN pruning, healing and vocabulary
+pruning where they apply, and clear refusals where they do not."""
 
 from __future__ import annotations
 
