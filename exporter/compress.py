@@ -21,6 +21,7 @@ from typing import Any
 from edgembed.errors import ExportError
 
 from .feeds import tokenized_batches
+from .heal import MAX_LENGTH as HEAL_LENGTH
 from .heal import builtin_heal_texts, heal
 from .prune_layers import keep_layers, layers_to_keep
 from .prune_structure import check_ratio, importance, prune_ffn, prune_heads
@@ -40,6 +41,7 @@ from .texts import read_texts
 
 TABLE_BITS = (4,)
 IMPORTANCE_TEXTS = 128
+IMPORTANCE_LENGTH = 128  # tokens per text (fewer if the model's position table is shorter)
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,17 @@ def check_compression(compression: Compression, source: SourceModel, quantize_me
     kept = layers_to_keep(total, compression.layers, compression.keep_layers)
     check_ratio("--prune-heads", compression.prune_heads)
     check_ratio("--prune-ffn", compression.prune_ffn)
-    if compression.dims is not None and not 1 <= compression.dims <= source.hidden_size:
-        raise ExportError(f"--dims must be between 1 and the model's {source.hidden_size} "
+    if compression.dims is not None and not 1 <= compression.dims <= source.embedding_dim:
+        raise ExportError(f"--dims must be between 1 and the model's {source.embedding_dim} "
                           f"dimensions, got {compression.dims}")
+    if compression.heal and compression.dims is not None and source.dense:
+        raise ExportError("--heal with --dims: healing teaches the transformer's pooled "
+                          "vector, but on this model --dims cuts the output of its Dense "
+                          "module; heal without --dims, or cut without --heal")
+    if source.model_type == "modernbert" and kept != list(range(len(kept))):
+        raise ExportError("--keep-layers on ModernBERT must keep the first layers (use "
+                          "--layers N): a ModernBERT layer's local or global attention is "
+                          "decided by its position, so a moved layer would change kind")
     structural = (len(kept) < total or compression.prune_heads or compression.prune_ffn
                   or compression.dims is not None)
     if compression.heal and not structural:
@@ -201,7 +211,8 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
         keep_layers(model, kept_layers)
         applied["layers"] = {"kept": kept_layers, "original_layers": total}
     if compression.prune_heads or compression.prune_ffn:
-        batches = tokenized_batches(tokenizer_file, list(calibration)[:IMPORTANCE_TEXTS], 128,
+        batches = tokenized_batches(tokenizer_file, list(calibration)[:IMPORTANCE_TEXTS],
+                                    min(IMPORTANCE_LENGTH, source.max_seq_length),
                                     batch_size=16)
         head_scores, neuron_scores = importance(model, batches)
         how = (f"calibration: {min(len(calibration), IMPORTANCE_TEXTS)} built-in calibration "
@@ -220,7 +231,8 @@ def compress_source(source: SourceModel, compression: Compression, workdir: Path
         texts, described = _heal_texts(compression.heal)
         report = heal(model, teacher, texts, tokenizer_file, source.pooling,
                       compression.heal_minutes, layer_map=kept_layers,
-                      max_steps=compression.heal_steps, dims=compression.dims)
+                      max_steps=compression.heal_steps, dims=compression.dims,
+                      max_length=min(HEAL_LENGTH, source.max_seq_length))
         applied["heal"] = {"texts_source": described,
                            "teacher": "the original transformer, with the same vocabulary",
                            **report}

@@ -3,8 +3,10 @@ feed the graph, built with the same tokenizer settings the runtime uses."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,3 +25,13 @@ def tokenized_batches(tokenizer_file: Path, texts: Sequence[str], max_length: in
         batches.append({"input_ids": ids, "attention_mask": mask,
                         "token_type_ids": np.zeros_like(ids)})
     return batches
+
+
+def forward_inputs(model: Any, batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch's inputs that a torch model's forward takes, as torch tensors: DistilBERT,
+    MPNet and ModernBERT take no token_type_ids, and refuse them."""
+    import torch
+
+    accepted = inspect.signature(model.forward).parameters
+    return {name: value if isinstance(value, torch.Tensor) else torch.from_numpy(value)
+            for name, value in batch.items() if name in accepted}

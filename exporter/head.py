@@ -1,13 +1,18 @@
-"""Append pooling and L2 normalisation to the transformer graph, so the ONNX file's only
-output is the final sentence embedding and no caller can pool it differently."""
+"""Append pooling, the Dense modules and L2 normalisation to the transformer graph, so the
+ONNX file's only output is the final sentence embedding and no caller can pool it
+differently."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgembed.errors import ExportError
+
+from .st_modules import Dense
 
 HIDDEN = "last_hidden_state"
 OUTPUT = "sentence_embedding"
@@ -18,16 +23,40 @@ def _const(graph: onnx.GraphProto, name: str, value: np.ndarray) -> str:
     return name
 
 
+def _dense_nodes(graph: onnx.GraphProto, pooled: str,
+                 dense: Sequence[Dense]) -> tuple[list[onnx.NodeProto], str]:
+    """x W + b and the activation of each Dense module, in order. The MatMuls are named,
+    weight MatMuls like the transformer's, so quantization treats them alike."""
+    nodes: list[onnx.NodeProto] = []
+    for index, module in enumerate(dense):
+        prefix = f"head/dense_{index}"
+        weight, bias = module.weights()
+        nodes.append(helper.make_node("MatMul", [pooled, _const(graph, f"{prefix}/weight", weight)],
+                                      [f"{prefix}/matmul"], name=f"{prefix}/MatMul"))
+        pooled = f"{prefix}/matmul"
+        if bias is not None:
+            nodes.append(helper.make_node("Add", [pooled, _const(graph, f"{prefix}/bias", bias)],
+                                          [f"{prefix}/biased"], name=f"{prefix}/Add"))
+            pooled = f"{prefix}/biased"
+        if module.activation:
+            nodes.append(helper.make_node(module.activation, [pooled], [f"{prefix}/out"],
+                                          name=f"{prefix}/{module.activation}"))
+            pooled = f"{prefix}/out"
+    return nodes, pooled
+
+
 def add_pooling_head(model: onnx.ModelProto, pooling: str, normalize: bool,
-                     dim: int, keep_dims: int | None = None) -> onnx.ModelProto:
+                     dim: int, keep_dims: int | None = None,
+                     dense: Sequence[Dense] = ()) -> onnx.ModelProto:
     """Return a copy of `model` whose single output is `sentence_embedding` [batch, dim]
-    (or [batch, keep_dims]).
+    (or [batch, keep_dims]); `dim` is the embedding's width (the last Dense module's).
 
     Pooling follows sentence-transformers exactly: mean over unmasked tokens (count clamped
-    at 1e-9), CLS = first token, max with padded positions set to -1e9; normalisation
-    divides by max(L2 norm, 1e-12) like torch.nn.functional.normalize. `keep_dims` cuts
-    the pooled vector to its first dimensions before normalising (Matryoshka truncation),
-    so the shipped vectors are unit length at their shipped size."""
+    at 1e-9), CLS = first token, max with padded positions set to -1e9; then the `dense`
+    modules; normalisation divides by max(L2 norm, 1e-12) like
+    torch.nn.functional.normalize. `keep_dims` cuts the vector to its first dimensions
+    before normalising (Matryoshka truncation), so the shipped vectors are unit length at
+    their shipped size."""
     if keep_dims is not None and not 1 <= keep_dims <= dim:
         raise ExportError(f"cannot keep {keep_dims} of {dim} dimensions")
     model = onnx.ModelProto.FromString(model.SerializeToString())
@@ -66,14 +95,14 @@ def add_pooling_head(model: onnx.ModelProto, pooling: str, normalize: bool,
         ]
     else:
         raise ExportError(f"unknown pooling {pooling!r}")
+    dense_nodes, pooled = _dense_nodes(graph, "head_pooled", dense)
+    nodes += dense_nodes
     if keep_dims is not None and keep_dims < dim:
         nodes += [helper.make_node(
-            "Slice", ["head_pooled", _const(graph, "head_dims_start", np.array([0], np.int64)),
+            "Slice", [pooled, _const(graph, "head_dims_start", np.array([0], np.int64)),
                       _const(graph, "head_dims_end", np.array([keep_dims], np.int64)),
                       last_axis], ["head_pooled_cut"])]
         pooled = "head_pooled_cut"
-    else:
-        pooled = "head_pooled"
     if normalize:
         nodes += [
             helper.make_node("ReduceL2", [pooled, last_axis], ["head_norm"], keepdims=1),

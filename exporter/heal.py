@@ -24,7 +24,7 @@ import numpy as np
 
 from edgembed.errors import ExportError
 
-from .feeds import tokenized_batches
+from .feeds import forward_inputs, tokenized_batches
 from .prune_layers import layer_list
 from .prune_vocab import builtin_words
 from .texts import builtin_texts
@@ -115,7 +115,7 @@ def _layer_loss(student_states: Sequence[Any], teacher_states: Sequence[Any],
 def heal(student: Any, teacher: Any, texts: Sequence[str], tokenizer_file: Path,
          pooling: str, minutes: float, layer_map: Sequence[int],
          max_steps: int | None = None, dims: int | None = None,
-         seed: int = 0) -> dict[str, Any]:
+         seed: int = 0, max_length: int = MAX_LENGTH) -> dict[str, Any]:
     """Train `student` (a transformers model, in place) to reproduce `teacher` (the
     original transformers model with the same vocabulary, left unchanged) on `texts`.
     Student layer i is taught teacher layer `layer_map[i]`'s output. Stops after `minutes`
@@ -146,12 +146,12 @@ def heal(student: Any, teacher: Any, texts: Sequence[str], tokenizer_file: Path,
     try:
         while time.monotonic() < deadline and (max_steps is None or steps < max_steps):
             order = rng.permutation(len(texts))
-            batches = tokenized_batches(tokenizer_file, [texts[i] for i in order], MAX_LENGTH,
+            batches = tokenized_batches(tokenizer_file, [texts[i] for i in order], max_length,
                                         batch_size=BATCH_SIZE)
             for batch in batches:
                 if time.monotonic() >= deadline or (max_steps is not None and steps >= max_steps):
                     break
-                feeds = {k: torch.from_numpy(v) for k, v in batch.items()}
+                feeds = forward_inputs(student, batch)
                 mask = feeds["attention_mask"]
                 with torch.no_grad():
                     taught = teacher(**feeds, output_hidden_states=True).hidden_states

@@ -186,7 +186,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
     fp32 = export_onnx(model_source)
     fp32, optimization = optimize(fp32, model_source, options.optimize)
     fp32 = add_pooling_head(fp32, model_source.pooling, model_source.normalize,
-                            model_source.hidden_size, compression.dims)
+                            model_source.embedding_dim, compression.dims, model_source.dense)
     unshaped = fp32  # int8-static calibrates on single unpadded texts, then fixes the shape
     if shape:
         fp32 = fix_shape(fp32, *shape)
@@ -196,7 +196,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
         applied = {**applied, **table}
     if compression.dims:
         applied = {**applied, "dims": {"kept": compression.dims,
-                                       "original_dims": model_source.hidden_size}}
+                                       "original_dims": model_source.embedding_dim}}
     tokenizer_file = model_source.path / "tokenizer.json"
 
     def batches(texts: list[str]) -> list[dict]:
@@ -221,7 +221,7 @@ def _export(original: SourceModel, model_source: SourceModel, applied: dict[str,
                    "model_type": original.model_type,
                    **({"hub_id": original.hub_id, "revision": original.revision}
                       if original.hub_id else {})},
-        "dim": compression.dims or model_source.hidden_size,
+        "dim": compression.dims or model_source.embedding_dim,
         "max_seq_length": model_source.max_seq_length,
         "pooling": model_source.pooling,
         "normalized": model_source.normalize,

@@ -10,15 +10,23 @@ from typing import Any
 
 from edgembed.errors import ExportError
 
+# (owner attribute, layer list attribute): encoder.layer in BERT-like models (MPNet and
+# the RoBERTa family too), transformer.layer in DistilBERT, layers in ModernBERT
+LAYER_PATHS = (("encoder", "layer"), ("transformer", "layer"), (None, "layers"))
+
+
+def _layer_owner(model: Any) -> tuple[Any, str]:
+    for owner, attribute in LAYER_PATHS:
+        holder = model if owner is None else getattr(model, owner, None)
+        if getattr(holder, attribute, None) is not None:
+            return holder, attribute
+    raise ExportError(f"cannot find the transformer layers of {type(model).__name__}")
+
 
 def layer_list(model: Any) -> Any:
-    """The ModuleList of transformer layers (encoder.layer in BERT-like models,
-    transformer.layer in DistilBERT)."""
-    for owner in ("encoder", "transformer"):
-        layers = getattr(getattr(model, owner, None), "layer", None)
-        if layers is not None:
-            return layers
-    raise ExportError(f"cannot find the transformer layers of {type(model).__name__}")
+    """The ModuleList of transformer layers."""
+    holder, attribute = _layer_owner(model)
+    return getattr(holder, attribute)
 
 
 def layers_to_keep(total: int, layers: int | None = None,
@@ -49,11 +57,9 @@ def keep_layers(model: Any, kept: Sequence[int]) -> Any:
     """Keep only layers `kept` of a transformers model (modified in place and returned)."""
     import torch
 
-    layers = layer_list(model)
-    new = torch.nn.ModuleList([layers[i] for i in kept])
-    for owner in ("encoder", "transformer"):
-        if getattr(getattr(model, owner, None), "layer", None) is layers:
-            getattr(model, owner).layer = new
+    holder, attribute = _layer_owner(model)
+    layers = getattr(holder, attribute)
+    setattr(holder, attribute, torch.nn.ModuleList([layers[i] for i in kept]))
     for key in ("num_hidden_layers", "n_layers"):
         if hasattr(model.config, key):
             setattr(model.config, key, len(kept))

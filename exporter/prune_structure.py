@@ -13,6 +13,7 @@ from typing import Any
 
 from edgembed.errors import ExportError
 
+from .feeds import forward_inputs
 from .prune_layers import layer_list
 
 Batches = Sequence[dict[str, Any]]
@@ -70,7 +71,7 @@ def importance(model: Any, batches: Batches) -> tuple[list[Any], list[Any]]:
     try:
         with torch.inference_mode():
             for batch in batches:
-                feeds = {k: torch.from_numpy(v) for k, v in batch.items()}
+                feeds = forward_inputs(model, batch)
                 state["mask"] = feeds["attention_mask"].float()
                 model(**feeds)
     finally:

@@ -14,16 +14,19 @@ from typing import Any
 from edgembed.errors import ExportError
 from edgembed.package import sha256_file
 
+from .st_modules import POOLING_KEYS, Dense, read_modules
+
 # Encoder-only families that optimum-onnx exports for feature-extraction.
 ENCODER_TYPES = frozenset({
     "albert", "bert", "camembert", "convbert", "deberta", "deberta-v2", "distilbert",
     "electra", "ernie", "megatron-bert", "mobilebert", "modernbert", "mpnet", "roberta",
     "roformer", "xlm-roberta",
 })
-SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
-POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
-                "pooling_mode_max_tokens": "max"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# families whose position ids start after the padding index (create_position_ids_from_input_ids)
+PADDING_OFFSET_TYPES = frozenset({"camembert", "mpnet", "roberta", "xlm-roberta"})
+# auto_map entries that replace the model transformers would build: remote code
+REMOTE_CODE_KEYS = ("AutoConfig", "AutoModel")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,13 @@ class SourceModel:
     # where the folder came from, for the manifest: a Hub id and the commit it resolved to
     hub_id: str | None = None
     revision: str | None = None
+    # sentence-transformers Dense modules after pooling, in order (the head applies them)
+    dense: tuple[Dense, ...] = ()
+
+    @property
+    def embedding_dim(self) -> int:
+        """The width of the sentence embedding: the last Dense module's, else the hidden size."""
+        return self.dense[-1].out_features if self.dense else self.hidden_size
 
 
 def _read_json(path: Path) -> Any:
@@ -54,31 +64,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExportError(f"cannot read {path}: {exc}") from None
-
-
-def _pooling_from(config: dict[str, Any], path: Path) -> str:
-    modes = [name for key, name in POOLING_KEYS.items() if config.get(key)]
-    unsupported = [key for key, value in config.items()
-                   if key.startswith("pooling_mode_") and value and key not in POOLING_KEYS]
-    if unsupported or len(modes) != 1:
-        raise ExportError(f"{path}: pooling must be exactly one of cls, mean or max; "
-                          f"found {modes + unsupported or 'none'}")
-    return modes[0]
-
-
-def _modules(path: Path) -> tuple[str, bool]:
-    """Pooling and normalisation from modules.json, refusing modules we cannot reproduce."""
-    pooling, normalize = "mean", False
-    for module in _read_json(path / "modules.json"):
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        if kind not in SUPPORTED_MODULES:
-            raise ExportError(f"{path}: unsupported sentence-transformers module {kind!r} "
-                              f"(supported: {', '.join(sorted(SUPPORTED_MODULES))})")
-        if kind == "Pooling":
-            config_path = path / module.get("path", "") / "config.json"
-            pooling = _pooling_from(_read_json(config_path), config_path)
-        normalize = normalize or kind == "Normalize"
-    return pooling, normalize
 
 
 def _prompts(path: Path) -> tuple[dict[str, str], str | None]:
@@ -109,10 +94,17 @@ def check_pooling(pooling: str | None) -> None:
         raise ExportError(f"pooling must be cls, mean or max, got {pooling!r}")
 
 
-def _max_seq_length(path: Path, config: dict[str, Any]) -> int:
+def position_limit(config: dict[str, Any]) -> int:
+    """The longest sequence the position table covers. RoBERTa-style families number
+    positions from padding_idx + 1 (the pad token's id), so their 514 rows hold 512 tokens."""
     limit = int(config.get("max_position_embeddings", 512))
-    if config.get("model_type") in {"bert", "distilbert", "mpnet", "roberta", "xlm-roberta"}:
-        limit = min(limit, 512)
+    if config.get("model_type") in PADDING_OFFSET_TYPES:
+        limit -= int(config.get("pad_token_id", 1)) + 1
+    return limit
+
+
+def _max_seq_length(path: Path, config: dict[str, Any]) -> int:
+    limit = position_limit(config)
     st_config = path / "sentence_bert_config.json"
     if st_config.is_file() and _read_json(st_config).get("max_seq_length"):
         return min(int(_read_json(st_config)["max_seq_length"]), limit)
@@ -122,6 +114,27 @@ def _max_seq_length(path: Path, config: dict[str, Any]) -> int:
         if isinstance(declared, int) and 0 < declared < limit:
             return declared
     return limit
+
+
+def check_no_remote_code(path: Path, config: dict[str, Any]) -> None:
+    """Refuse a model whose architecture is code shipped with it (NomicBERT, Jina, ...):
+    transformers would build it only with trust_remote_code, and optimum-onnx has no
+    exporter for it. Building the stock class of its model_type instead would load some
+    weights and silently drop the rest."""
+    custom = {key: value for key, value in (config.get("auto_map") or {}).items()
+              if key in REMOTE_CODE_KEYS}
+    if not custom:
+        return
+    named = "; ".join(f"{key} → {value if isinstance(value, str) else value[0]}"
+                      for key, value in custom.items())
+    files = sorted({(value if isinstance(value, str) else value[0]).split("--")[-1]
+                    .rsplit(".", 1)[0] + ".py" for value in custom.values()})
+    missing = [name for name in files if not (path / name).is_file()]
+    raise ExportError(
+        f"{path / 'config.json'}: model type {config.get('model_type')!r} needs remote code "
+        f"(auto_map: {named}); edgembed never runs a model's own code "
+        f"(trust_remote_code), and optimum-onnx has no exporter for it"
+        + (f"; not in the folder either: {', '.join(missing)}" if missing else ""))
 
 
 def read_source(path: str | Path, pooling: str | None = None,
@@ -136,6 +149,7 @@ def read_source(path: str | Path, pooling: str | None = None,
         raise ExportError(f"{path} has no tokenizer.json (a fast tokenizer file is required)")
     config = _read_json(path / "config.json")
     model_type = config.get("model_type", "")
+    check_no_remote_code(path, config)
     if model_type not in ENCODER_TYPES:
         raise ExportError(f"unsupported architecture {model_type!r} in {path / 'config.json'}; "
                           f"supported encoder families: {', '.join(sorted(ENCODER_TYPES))}")
@@ -143,16 +157,21 @@ def read_source(path: str | Path, pooling: str | None = None,
     if weights is None:
         raise ExportError(f"{path} has no weights ({' or '.join(WEIGHT_FILES)})")
     is_st = (path / "modules.json").is_file()
-    found_pooling, normalize = _modules(path) if is_st else ("mean", True)
+    # DistilBERT's config calls the hidden size `dim`
+    hidden_size = int(config.get("hidden_size") or config.get("dim") or 0)
+    if hidden_size < 1:
+        raise ExportError(f"{path / 'config.json'} gives no hidden_size")
+    modules = read_modules(path.resolve(), hidden_size) if is_st else None
+    found_pooling = modules.pooling if modules else "mean"
     check_pooling(pooling)
     prompts, default_prompt_name = _prompts(path)
     return SourceModel(
         path=path.resolve(),
         model_type=model_type,
-        hidden_size=int(config["hidden_size"]),
+        hidden_size=hidden_size,
         max_seq_length=_max_seq_length(path, config),
         pooling=pooling or found_pooling,
-        normalize=normalize,
+        normalize=modules.normalize if modules else True,
         prefixes={**_prefixes(prompts), **(prefixes or {})},
         weights_file=weights,
         weights_sha256=sha256_file(path / weights),
@@ -160,4 +179,5 @@ def read_source(path: str | Path, pooling: str | None = None,
         config=config,
         prompts=prompts,
         default_prompt_name=default_prompt_name,
+        dense=modules.dense if modules else (),
     )

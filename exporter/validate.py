@@ -13,6 +13,7 @@ import numpy as np
 
 from edgembed import Encoder
 
+from .feeds import forward_inputs
 from .source import SourceModel
 
 
@@ -30,7 +31,8 @@ def pool(hidden: Any, attention_mask: Any, pooling: str) -> Any:
 def reference_embeddings(source: SourceModel, texts: Sequence[str],
                          batch_size: int = 32) -> np.ndarray:
     """fp32 torch embeddings: sentence-transformers for its folders, otherwise
-    transformers AutoModel with the same pooling the exported head applies."""
+    transformers AutoModel with the same pooling, Dense modules and normalisation the
+    exported head applies."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -53,11 +55,14 @@ def reference_embeddings(source: SourceModel, texts: Sequence[str],
             batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
                               truncation=True, max_length=source.max_seq_length,
                               return_tensors="pt")
-            pooled = pool(model(**batch).last_hidden_state, batch["attention_mask"],
-                          source.pooling)
+            hidden = model(**forward_inputs(model, batch)).last_hidden_state
+            pooled = pool(hidden, batch["attention_mask"], source.pooling).numpy()
+            for dense in source.dense:
+                pooled = dense.apply(pooled)
             if source.normalize:
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            rows.append(pooled.numpy())
+                pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True),
+                                             1e-12)
+            rows.append(pooled)
     return np.concatenate(rows).astype(np.float32)
 
 

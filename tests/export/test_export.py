@@ -65,10 +65,10 @@ def test_unsupported_architecture_refused(source_copy):
 
 def test_unsupported_module_refused(source_copy):
     modules = json.loads((source_copy / "modules.json").read_text())
-    modules.append({"idx": 3, "name": "3", "path": "3_Dense",
-                    "type": "sentence_transformers.models.Dense"})
+    modules.append({"idx": 3, "name": "3", "path": "3_LayerNorm",
+                    "type": "sentence_transformers.models.LayerNorm"})
     (source_copy / "modules.json").write_text(json.dumps(modules))
-    with pytest.raises(ExportError, match="Dense"):
+    with pytest.raises(ExportError, match="unsupported sentence-transformers module 'LayerNorm'"):
         read_source(source_copy)
 
 
