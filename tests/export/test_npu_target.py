@@ -137,7 +137,10 @@ def test_npu_package_is_static_qdq_and_accurate(npu_package):
     # quality card: cosine to torch on the 200 validation sentences. The full export
     # (1x256, 400 texts) measured 0.9952 on an AVX-512 VNNI CPU (npu_int8.json); AVX2 CPUs
     # compute uint8 × int8 with a saturating 16-bit pair sum, which can move the 8-bit
-    # MatMuls slightly, so the bound is the 0.99 target, not the measured value
+    # MatMuls slightly: that package run under `qemu-x86_64 -cpu Haswell` (AVX2 only) gave
+    # mean cosine 0.9948 to fp32 on 40 validation texts against 0.9953 here (min cosine
+    # between the two CPUs' vectors 0.993). The search for 16-bit tensors also runs on the
+    # CPU doing the export, so the bound is the 0.99 target, not the measured value
     quality = manifest["quality"]
     assert quality["mean_cosine"] >= 0.99, (quality, cpu_note())
 
