@@ -36,7 +36,8 @@ from .prune_vocab import (
     vocab_txt,
 )
 from .quantize import check_weight_bits
-from .source import WEIGHT_FILES, SourceModel
+from .source import SourceModel
+from .st_modules import WEIGHT_FILES
 from .texts import read_texts
 
 TABLE_BITS = (4,)

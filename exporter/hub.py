@@ -20,9 +20,10 @@ from pathlib import Path
 from edgembed.errors import ExportError
 from edgembed.extras import require
 
+from .st_modules import WEIGHT_FILES
+
 # what an export reads; weights come separately (one file, see module docstring)
 SNAPSHOT_FILES = ["*.json", "*.txt", "*.model", "[0-9]_*/*"]
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # org/name[@revision], as the Hub spells repository ids (no further slashes before "@")
 _HUB_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>[\w./-]+))?")
 

@@ -22,7 +22,8 @@ from edgembed.package import sha256_file
 from .hub import download
 from .options import ExportOptions
 from .pipeline import export_model
-from .source import WEIGHT_FILES, SourceModel, read_source
+from .source import SourceModel, read_source
+from .st_modules import find_weights
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -95,9 +96,7 @@ def _verify_weights(folder: Path, source: dict[str, Any], name: str) -> str | No
             raise ExportError(f"{weights} has sha256 {actual}, recipe expects {expected}: "
                               "refusing to build from other weights")
         return None
-    found = next((folder / file for file in WEIGHT_FILES if (folder / file).is_file()), None)
-    if found is None:
-        raise ExportError(f"{folder} has no weights ({' or '.join(WEIGHT_FILES)})")
+    found = find_weights(folder)
     return (f"recipe {name} does not pin its weights (verified = false): building from "
             f"{found.name} with sha256 {sha256_file(found)}; check it against the model's "
             "publisher and pin it in the recipe")

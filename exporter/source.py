@@ -14,7 +14,7 @@ from typing import Any
 from edgembed.errors import ExportError
 from edgembed.package import sha256_file
 
-from .st_modules import POOLING_KEYS, Dense, read_modules
+from .st_modules import POOLING_KEYS, Dense, find_weights, read_modules
 
 # Encoder-only families that optimum-onnx exports for feature-extraction.
 ENCODER_TYPES = frozenset({
@@ -22,7 +22,6 @@ ENCODER_TYPES = frozenset({
     "electra", "ernie", "megatron-bert", "mobilebert", "modernbert", "mpnet", "roberta",
     "roformer", "xlm-roberta",
 })
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # families whose position ids start after the padding index (create_position_ids_from_input_ids)
 PADDING_OFFSET_TYPES = frozenset({"camembert", "mpnet", "roberta", "xlm-roberta"})
 # auto_map entries that replace the model transformers would build: remote code
@@ -153,9 +152,7 @@ def read_source(path: str | Path, pooling: str | None = None,
     if model_type not in ENCODER_TYPES:
         raise ExportError(f"unsupported architecture {model_type!r} in {path / 'config.json'}; "
                           f"supported encoder families: {', '.join(sorted(ENCODER_TYPES))}")
-    weights = next((name for name in WEIGHT_FILES if (path / name).is_file()), None)
-    if weights is None:
-        raise ExportError(f"{path} has no weights ({' or '.join(WEIGHT_FILES)})")
+    weights = find_weights(path).name
     is_st = (path / "modules.json").is_file()
     # DistilBERT's config calls the hidden size `dim`
     hidden_size = int(config.get("hidden_size") or config.get("dim") or 0)

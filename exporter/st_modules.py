@@ -27,8 +27,18 @@ ACTIVATIONS = {"torch.nn.modules.linear.Identity": None,
                "torch.nn.modules.activation.Tanh": "Tanh",
                "torch.nn.modules.activation.ReLU": "Relu",
                "torch.nn.modules.activation.Sigmoid": "Sigmoid"}
-DENSE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+# the weight files transformers and sentence-transformers write, preferred first: a model
+# folder and a Dense module folder alike
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
+
+
+def find_weights(folder: Path, what: str = "weights") -> Path:
+    """The folder's weight file, the preferred kind first; `what` names it in the error."""
+    found = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if found is None:
+        raise ExportError(f"{folder} has no {what} ({' or '.join(WEIGHT_FILES)})")
+    return found
 
 @dataclass(frozen=True)
 class Dense:
@@ -42,10 +52,7 @@ class Dense:
 
     def weights(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(W [in, out] float32, b [out] float32 or None), from the module's own weights."""
-        found = next((self.folder / name for name in DENSE_WEIGHTS
-                      if (self.folder / name).is_file()), None)
-        if found is None:
-            raise ExportError(f"{self.folder} has no Dense weights ({' or '.join(DENSE_WEIGHTS)})")
+        found = find_weights(self.folder, "Dense weights")
         if found.suffix == ".safetensors":
             from safetensors.numpy import load_file
 
