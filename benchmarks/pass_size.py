@@ -1,0 +1,89 @@
+"""How many padded tokens a forward pass should hold: `edgembed bench`'s worker, run on
+the package under test and its fp32 graph with `edgembed.encoder.PASS_TOKENS_PER_THREAD`
+set to each value, in fresh processes taking turns, with the same method as the bench.
+Speed and peak memory move in opposite directions as passes grow; this is the table the
+constant was chosen from.
+
+    python -m edgembed.bench.pass_size --data ../shared/data/scifact \
+        --out benchmarks/results/pass_tokens.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from . import harness, machine
+
+SIZES = (64, 128, 256, 512)
+GRAPHS = ("default", "fp32")
+FIELDS = ("short_per_s", "long_per_s", "latency_p50_ms", "rss_after_load_mb", "peak_rss_mb",
+          "alone_vs_batch")
+
+
+def run(settings: harness.Settings, sizes: tuple[int, ...] = SIZES) -> dict:
+    started = time.time()
+    start_load = [round(x, 2) for x in os.getloadavg()]
+    workdir = Path(tempfile.mkdtemp(prefix="edgembed-pass-size-"))
+    planned, skipped = harness.plan(settings, workdir)
+    chosen = [replace(system, name=f"{system.graph} {size}",
+                      extra={**system.extra, "pass_tokens_per_thread": size})
+              for system in planned if system.kind == "edgembed" and system.graph in GRAPHS
+              for size in sizes]
+    texts = harness.workload(settings)
+    encoders = harness.measure_encoders(chosen, texts, settings, workdir, skipped)
+    rows = {}
+    for name, row in encoders.items():
+        graph, size = name.rsplit(" ", 1)
+        rows[name] = {"graph": graph, "pass_tokens_per_thread": int(size),
+                      **{key: row[key] for key in FIELDS if key in row},
+                      "short_per_s_per_round": [r["short_per_s"] for r in row["per_round"]]}
+        fp32 = encoders.get(f"fp32 {size}")
+        if fp32 is not None:  # within each round, as the bench takes its ratios
+            rows[name]["short_speed_vs_fp32_same_size"] = harness.median(
+                [a["short_per_s"] / b["short_per_s"]
+                 for a, b in zip(row["per_round"], fp32["per_round"], strict=False)])
+    return {
+        "command": shlex.join(["python", "-m", "edgembed.bench.pass_size", *sys.argv[1:]]),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 1),
+        "machine": machine.machine_info(),
+        "load_average": {"start": start_load, "end": [round(x, 2) for x in os.getloadavg()]},
+        "settings": {"threads": settings.threads, "rounds": settings.rounds,
+                     "batch_size": harness.BATCH, "texts": texts["how"]},
+        "encoders": rows,
+        "skipped": skipped,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="a BEIR folder for the long documents and queries")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="padded tokens per thread per pass, comma-separated")
+    parser.add_argument("--cache", help="exported variants (default ~/.cache/edgembed/bench)")
+    parser.add_argument("--out", required=True, help="the JSON file to write")
+    args = parser.parse_args(argv)
+    settings = harness.Settings(data=args.data, threads=args.threads, reps=args.reps,
+                                cache=args.cache, only=("edgembed",))
+    result = run(settings, tuple(int(size) for size in args.sizes.split(",")))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for name, row in result["encoders"].items():
+        print(f"{name:<14} {row['short_per_s']:8.1f} sent/s  {row.get('long_per_s', 0):6.1f} "
+              f"docs/s  p50 {row['latency_p50_ms']:5.2f} ms  peak RSS {row['peak_rss_mb']:.0f} MB")
+    for line in result["skipped"]:
+        print(f"skipped: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
