@@ -11,10 +11,12 @@ import onnx
 
 from edgembed.errors import ExportError
 
+from .simplify import simplify_shapes
 from .source import SourceModel
 
-# 0: leave the graph as exported; 1: transformer fusions (Attention, SkipLayerNormalization,
-# BiasGelu, EmbedLayerNormalization); 2: fusions plus onnxruntime's extended graph rewrites.
+# 0: the graph as exported, its provable shape arithmetic made constant (`simplify`);
+# 1: transformer fusions (Attention, SkipLayerNormalization, BiasGelu,
+# EmbedLayerNormalization); 2: fusions plus onnxruntime's extended graph rewrites.
 LEVELS = (0, 1, 2)
 
 
@@ -24,7 +26,8 @@ def optimize(model: onnx.ModelProto, source: SourceModel, level: int = 1) -> tup
     if level not in LEVELS:
         raise ExportError(f"optimize level must be one of {LEVELS}, got {level!r}")
     if level == 0:
-        return model, {"level": 0}
+        model, constant = simplify_shapes(model)
+        return model, {"level": 0, "constant_shapes": constant}
     from onnxruntime.transformers.optimizer import optimize_model
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)

@@ -20,7 +20,9 @@ integers. Only columns whose largest pair exceeds the limit get a coarser scale.
 Each quantized input becomes, once for all the MatMuls that read it:
     [Mul 1/m] → Abs → ReduceMax(last axis) → Mul 1/127 → Max eps        = scale [..., 1]
     QuantizeLinear(x, scale, 128, block_size=channels)                   = uint8 codes
-(int8 codes shifted by 128: onnxruntime's u8·s8 kernels are its fast ones), and each MatMul
+(int8 codes shifted by 128: onnxruntime's u8·s8 kernels are its fast ones; the tensor of
+128s QuantizeLinear wants, shaped like the scale, is built once per scale shape: a short
+query is bound by the number of operators), and each MatMul
     MatMulIntegerToFloat(codes, int8 W, scale, weight scales, 128)       = float output
 whose per-row activation scale onnxruntime applies inside the kernel. The bias Add stays
 where it was, so onnxruntime's own fusions (bias + GELU) still apply."""
@@ -33,6 +35,8 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from .simplify import inferred_dims
 
 ACTIVATION_MAX = 127
 PAIR_LIMIT = 128  # 255 × 128 = 32,640 ≤ 32,767: no int16 saturation on AVX2
@@ -142,6 +146,25 @@ def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
         added.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
+    dims = inferred_dims(model, sorted({node.input[0] for node in targets}))
+    zero_points: dict[tuple, str] = {}  # scale shape → its tensor of 128s, built once
+
+    def zero_points_for(source: str, scale: str, prefix: str) -> tuple[str, list]:
+        """QuantizeLinear wants zero points shaped like the scales: one tensor serves every
+        input whose scale has the same (symbolic) shape, e.g. [batch, sequence, 1]."""
+        known = dims.get(source)
+        key = tuple(known[:-1]) if known and None not in known else None
+        if key in zero_points:
+            return zero_points[key], []
+        name = f"{prefix}/zero_points"
+        if key is not None:
+            zero_points[key] = name
+        return name, [
+            helper.make_node("Shape", [scale], [f"{prefix}/scale_shape"],
+                             name=f"{prefix}/ScaleShape"),
+            helper.make_node("ConstantOfShape", [f"{prefix}/scale_shape"], [name],
+                             value=zero_value, name=f"{prefix}/ZeroPoints")]
+
     inv_max = const("per_token/inv_127", np.array(1.0 / ACTIVATION_MAX, np.float32))
     eps = const("per_token/eps", np.array(1e-12, np.float32))
     last_axis = const("per_token/last_axis", np.array([-1], np.int64))
@@ -168,15 +191,12 @@ def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
                                  name=f"{prefix}/Scale"),
                 helper.make_node("Max", [f"{prefix}/raw_scale", eps], [f"{prefix}/scale"],
                                  name=f"{prefix}/SafeScale"),
-                helper.make_node("Shape", [f"{prefix}/scale"], [f"{prefix}/scale_shape"],
-                                 name=f"{prefix}/ScaleShape"),
-                helper.make_node("ConstantOfShape", [f"{prefix}/scale_shape"],
-                                 [f"{prefix}/zero_points"], value=zero_value,
-                                 name=f"{prefix}/ZeroPoints"),
-                helper.make_node("QuantizeLinear", [x, f"{prefix}/scale", f"{prefix}/zero_points"],
-                                 [f"{prefix}/codes"], axis=-1, block_size=weight.shape[0],
-                                 name=f"{prefix}/Quantize"),
             ]
+            zero_points_name, zero_point_nodes = zero_points_for(source, f"{prefix}/scale",
+                                                                 prefix)
+            prelude += [*zero_point_nodes, helper.make_node(
+                "QuantizeLinear", [x, f"{prefix}/scale", zero_points_name], [f"{prefix}/codes"],
+                axis=-1, block_size=weight.shape[0], name=f"{prefix}/Quantize")]
             quantized[source] = (f"{prefix}/codes", f"{prefix}/scale")
         if source in factors:
             weight = weight * factors[source][:, None]

@@ -182,7 +182,9 @@ def test_input_contract_holds(openvino_fp32, fp32_package, sentences):
     batched = encoder.encode(texts, batch_size=3)
     one_by_one = np.stack([encoder.encode([text])[0] for text in texts])
     assert np.allclose(batched, one_by_one, atol=1e-5)
-    assert np.array_equal(batched[0], batched[4]) and np.array_equal(batched[2], batched[5])
+    # the same text in two passes of different padded widths: equal up to float rounding
+    assert np.allclose(batched[0], batched[4], atol=1e-6)
+    assert np.allclose(batched[2], batched[5], atol=1e-6)
     assert cosines(batched, Encoder.load(fp32_package).encode(texts)).min() >= 0.9999
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -142,3 +142,28 @@ def test_kept_nodes_stay_float():
     assert [n.name for n in kept] == ["side/MatMul"]
     assert described["kept_in_float"] == ["side/MatMul"]
     assert described["int8_matmuls"] == 2
+
+
+def test_one_tensor_of_zero_points_per_scale_shape():
+    """QuantizeLinear wants its 128s shaped like the scales: inputs whose scales have the
+    same shape share one tensor (fewer operators per query); a scale of another shape gets
+    its own, or the graph would fail to run."""
+    model, _ = quantize_per_token(_layer_model())
+    kinds = [node.op_type for node in model.graph.node]
+    assert kinds.count("QuantizeLinear") == 2 and kinds.count("ConstantOfShape") == 1
+
+    two_ranks = _layer_model()
+    graph = two_ranks.graph
+    graph.input.append(helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["b", HIDDEN]))
+    graph.output.append(helper.make_tensor_value_info("head", TensorProto.FLOAT, ["b", HIDDEN]))
+    graph.initializer.append(numpy_helper.from_array(
+        np.eye(HIDDEN, dtype=np.float32), "w_head"))
+    graph.node.append(helper.make_node("MatMul", ["pooled", "w_head"], ["head"],
+                                       name="head/MatMul"))
+    quantized, described = quantize_per_token(two_ranks)
+    assert described["int8_matmuls"] == 4
+    assert [node.op_type for node in quantized.graph.node].count("ConstantOfShape") == 2
+    pooled = np.random.default_rng(3).standard_normal((2, HIDDEN)).astype(np.float32)
+    session = create_session(quantized.SerializeToString(), threads=1)
+    head = session.run(["head"], {"x": _inputs(), "pooled": pooled})[0]
+    np.testing.assert_allclose(head, simulate(pooled, np.eye(HIDDEN)), rtol=1e-4, atol=1e-4)

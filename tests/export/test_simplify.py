@@ -1,0 +1,98 @@
+"""Shape arithmetic made constant at export (`edgembed.export.simplify`): on an attention
+block built the way the exporters write it, the constant graph gives the same outputs for
+every batch and length, with the run-time shape operators gone; what inference cannot
+prove stays as it was."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgembed.export.simplify import simplify_shapes
+from edgembed.session import create_session
+
+HEADS, HEAD_SIZE = 2, 4
+HIDDEN = HEADS * HEAD_SIZE
+
+
+def _attention_like() -> onnx.ModelProto:
+    """x [batch, seq, 8] → MatMul → Reshape to [batch, -1, heads, head size], the target
+    assembled from Shape(x) → Transpose → scaled by 1/sqrt(Shape(q)[-1]) → Reshape back to
+    [batch, seq, 8], the target assembled from Shape(x) again; plus a reshape whose target
+    comes from an unrelated tensor's shape (`other`), which must stay dynamic."""
+    def const(name: str, value: list[int] | float) -> onnx.TensorProto:
+        dtype = np.float32 if isinstance(value, float) else np.int64
+        return numpy_helper.from_array(np.array(value, dtype), name)
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["q"]),
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Gather", ["x_shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch_1d"]),
+        helper.make_node("Concat", ["batch_1d", "minus_one", "heads", "head_size"], ["split"],
+                         axis=0),
+        helper.make_node("Reshape", ["q", "split"], ["q_heads"]),
+        helper.make_node("Transpose", ["q_heads"], ["q_t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Shape", ["q_t"], ["q_shape"]),
+        helper.make_node("Slice", ["q_shape", "last", "end"], ["size"]),
+        helper.make_node("Cast", ["size"], ["size_f"], to=TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["size_f"], ["root"]),
+        helper.make_node("Div", ["q_t", "root"], ["scaled"]),
+        helper.make_node("Transpose", ["scaled"], ["back"], perm=[0, 2, 1, 3]),
+        helper.make_node("Gather", ["x_shape", "one"], ["seq"], axis=0),
+        helper.make_node("Unsqueeze", ["seq", "axes0"], ["seq_1d"]),
+        helper.make_node("Concat", ["batch_1d", "seq_1d", "hidden"], ["merge"], axis=0),
+        helper.make_node("Reshape", ["back", "merge"], ["y"]),
+        helper.make_node("Shape", ["other"], ["other_shape"]),
+        helper.make_node("Gather", ["other_shape", "zero"], ["other_0"], axis=0),
+        helper.make_node("Unsqueeze", ["other_0", "axes0"], ["other_0_1d"]),
+        helper.make_node("Gather", ["other_shape", "one"], ["other_1"], axis=0),
+        helper.make_node("Unsqueeze", ["other_1", "axes0"], ["other_1_1d"]),
+        helper.make_node("Concat", ["other_0_1d", "other_1_1d", "hidden"], ["foreign"], axis=0),
+        helper.make_node("Reshape", ["y", "foreign"], ["z"]),
+    ]
+    weight = np.random.default_rng(0).standard_normal((HIDDEN, HIDDEN)).astype(np.float32)
+    graph = helper.make_graph(
+        nodes, "attention_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", HIDDEN]),
+         helper.make_tensor_value_info("other", TensorProto.FLOAT, ["rows", "cols"])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", "seq", HIDDEN])],
+        [numpy_helper.from_array(weight, "w"), const("zero", 0), const("one", 1),
+         const("axes0", [0]), const("minus_one", [-1]), const("heads", [HEADS]),
+         const("head_size", [HEAD_SIZE]), const("hidden", [HIDDEN]), const("last", [-1]),
+         const("end", [2**62])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _run(model: onnx.ModelProto, batch: int, seq: int) -> np.ndarray:
+    x = np.random.default_rng(batch * 100 + seq).standard_normal((batch, seq, HIDDEN))
+    other = np.zeros((batch, seq), np.float32)  # same sizes: the foreign reshape is valid
+    session = create_session(model.SerializeToString(), threads=1)
+    return session.run(["z"], {"x": x.astype(np.float32), "other": other})[0]
+
+
+def test_constant_shapes_compute_the_same_for_every_shape():
+    model = _attention_like()
+    simple, changed = simplify_shapes(model)
+    assert changed == {"shape_picks": 1, "reshape_targets": 2}
+    onnx.checker.check_model(simple)
+    for batch, seq in ((1, 1), (3, 7), (2, 33)):
+        np.testing.assert_allclose(_run(simple, batch, seq), _run(model, batch, seq),
+                                   rtol=1e-6, atol=1e-6)
+    kinds = [node.op_type for node in simple.graph.node]
+    assert kinds.count("Shape") == 1  # only the unrelated tensor's shape is still read
+    assert "Slice" not in kinds and kinds.count("Concat") == 1
+    targets = {numpy_helper.to_array(init).tolist() == [0, -1, HEADS, HEAD_SIZE]
+               or numpy_helper.to_array(init).tolist() == [0, 0, HIDDEN]
+               for init in simple.graph.initializer if init.name.endswith("constant_target")}
+    assert targets == {True}
+
+
+def test_an_unproven_target_stays_dynamic():
+    """The target read from `other` equals x's sizes only because this test feeds it so:
+    nothing proves it, so it keeps its Shape, Gather and Concat."""
+    simple, _ = simplify_shapes(_attention_like())
+    reshape = next(node for node in simple.graph.node
+                   if node.op_type == "Reshape" and node.output[0] == "z")
+    assert reshape.input[1] == "foreign"
