@@ -14,7 +14,7 @@ from edgembed.errors import ExportError
 from .simplify import simplify_shapes
 from .source import SourceModel
 
-# 0: the graph as exported, its provable shape arithmetic made constant (`simplify`);
+# 0: the graph as exported, its provable reshape targets made constant (`simplify`);
 # 1: transformer fusions (Attention, SkipLayerNormalization, BiasGelu,
 # EmbedLayerNormalization); 2: fusions plus onnxruntime's extended graph rewrites.
 LEVELS = (0, 1, 2)

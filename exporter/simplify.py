@@ -1,18 +1,16 @@
-"""Shape arithmetic decided once at export instead of at every forward pass.
+"""Reshape targets decided once at export instead of at every forward pass.
 
 The exported attention computes its reshape targets at run time (Shape → Gather →
-Unsqueeze → Concat) and its 1/sqrt(head size) from Shape → Slice → Cast → Sqrt. Each of
-these is a tiny operator, and a single short query is bound by the number of operators
-onnxruntime dispatches, not by arithmetic. Where ONNX shape inference proves the answer,
-it becomes a constant:
-- a Gather or Slice of a Shape that picks only dimensions with a fixed size is that
-  size (onnxruntime then folds the Cast/Sqrt/Div after it);
-- a reshape target assembled from dimensions of another tensor becomes a constant whose
-  0 entries copy the input's dimension at the same position, where inference shows both
-  are the same symbolic dimension (the batch, say); one entry left unproven becomes -1,
-  which the element count determines.
-Nothing is changed that inference cannot prove. Outputs stay the same up to float
-rounding: onnxruntime folds the now-constant attention scale in a different order.
+Unsqueeze → Concat, for every query, key, value and output). Each of these is a tiny
+operator, and a single short query is bound by the number of operators onnxruntime
+dispatches, not by arithmetic. Where shape inference proves it, a target becomes a
+constant whose 0 entries copy the input's dimension at the same position (both are the
+same symbolic dimension, the batch say); one entry left unproven becomes -1, which the
+element count determines. Nothing is changed that inference cannot prove, and a reshape
+moves no numbers: outputs are the same bit for bit.
+
+(The 1/sqrt(head size) the attention also derives from a Shape is left alone: once
+constant, onnxruntime folds it into the MatMul, which rounds differently.)
 """
 
 from __future__ import annotations
@@ -35,11 +33,8 @@ def simplify_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, 
     while changed := _constant_reshapes(model.graph, inferred_dims(model),
                                         _constants(model.graph), producers):
         reshapes += changed  # each round lets inference name more dimensions
-    # constant targets let inference know the head sizes the picks read
-    picks = _fold_static_picks(model.graph, inferred_dims(model), _constants(model.graph),
-                               producers)
     remove_dead_nodes(model.graph)
-    return model, {"shape_picks": picks, "reshape_targets": reshapes}
+    return model, {"reshape_targets": reshapes}
 
 
 def inferred_dims(model: onnx.ModelProto,
@@ -78,44 +73,6 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return values
-
-
-def _fold_static_picks(graph: onnx.GraphProto, dims: dict[str, list[Dim]],
-                       constants: dict[str, np.ndarray],
-                       producers: dict[str, onnx.NodeProto]) -> int:
-    """Gather(Shape(x), i) and Slice(Shape(x), ...) over fixed-size dimensions → constants."""
-    folded = []
-    for node in graph.node:
-        shape = producers.get(node.input[0]) if node.op_type in ("Gather", "Slice") else None
-        if shape is None or shape.op_type != "Shape" or shape.attribute:
-            continue
-        known = dims.get(shape.input[0])
-        positions = _picked_positions(node, constants, len(known)) if known else None
-        if positions is None:
-            continue
-        values = np.array([known[int(i)] for i in positions.reshape(-1)], dtype=object)
-        if all(isinstance(value, int) and value > 0 for value in values):
-            folded.append((node, values.astype(np.int64).reshape(positions.shape)))
-    for node, value in folded:
-        graph.node.remove(node)
-        graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
-    return len(folded)
-
-
-def _picked_positions(node: onnx.NodeProto, constants: dict[str, np.ndarray],
-                      rank: int) -> np.ndarray | None:
-    """Which entries of a rank-`rank` shape vector a Gather or Slice picks, if constant."""
-    given = [constants.get(name) if name else np.array([]) for name in node.input[1:]]
-    if any(value is None for value in given):
-        return None
-    positions = np.arange(rank)
-    if node.op_type == "Gather":
-        return np.asarray(positions[given[0]])
-    starts, ends, axes, steps = (given + [np.array([])] * 4)[:4]
-    if axes.size and not np.all(np.isin(axes, (0, -1))):
-        return None
-    step = int(steps[0]) if steps.size else 1
-    return positions[int(starts[0]):int(ends[0]):step]
 
 
 def _constant_reshapes(graph: onnx.GraphProto, dims: dict[str, list[Dim]],
