@@ -26,9 +26,9 @@ FEEDS = ("input_ids", "attention_mask", "token_type_ids")
 # A forward pass holds at most this many padded tokens per intra-op thread (a batch is split
 # into several passes): activations then stay in the CPU's caches, and the memory arena
 # stays small. Measured on a 2-core AVX-512 VNNI machine (benchmarks/results/
-# pass_tokens.json): the default package encoded short sentences as fast with 128 as with
-# 256 and 4% faster than with 512, and the process's peak memory after them was 140 MB
-# against 151 and 175. Results do not change: rows never interact in a pass.
+# pass_tokens.json): the default package encoded short sentences within 3% as fast with
+# 128 as with 256 and 6% faster than with 512, and the process's peak memory after them
+# was 139 MB against 151 and 173. Results do not change: rows never interact in a pass.
 PASS_TOKENS_PER_THREAD = 128
 # Texts are tokenized and length-sorted in windows of this many batches: big enough to
 # sort well, small enough that memory stays bounded for huge inputs.
