@@ -15,7 +15,7 @@ constant, onnxruntime folds it into the MatMul, which rounds differently.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -88,7 +88,9 @@ def _constant_reshapes(graph: onnx.GraphProto, dims: dict[str, list[Dim]],
         if concat is None or concat.op_type != "Concat" or not source \
                 or any(a.name == "allowzero" and a.i for a in node.attribute):
             continue
-        target = list(_target_entries(concat, source, dims, constants, producers))
+        target = _target_entries(concat, source, dims, constants, producers)
+        if target is None:
+            continue
         if target.count(None) == 1 and -1 not in target:
             # the one unproven entry is what the element count leaves: -1 computes it
             target[target.index(None)] = -1
@@ -103,36 +105,50 @@ def _constant_reshapes(graph: onnx.GraphProto, dims: dict[str, list[Dim]],
 
 def _target_entries(concat: onnx.NodeProto, source: list[Dim],
                     dims: dict[str, list[Dim]], constants: dict[str, np.ndarray],
-                    producers: dict[str, onnx.NodeProto]) -> Iterator[int | None]:
+                    producers: dict[str, onnx.NodeProto]) -> list[int | None] | None:
     """Each entry of a Concat-ed reshape target as a constant (0: copy the input's
-    dimension there), or None where that is not proven."""
+    dimension there), or None where that is not proven; no list at all when a piece may
+    hold more than one entry (then pieces and positions no longer line up)."""
+    entries: list[int | None] = []
     for position, name in enumerate(concat.input):
         value = constants.get(name)
-        if value is not None and value.size == 1:
-            yield int(value.reshape(-1)[0])
-            continue
-        yield 0 if _copies_dimension(name, position, source, dims, constants,
-                                     producers) else None
+        if value is not None:
+            if value.size != 1:
+                return None
+            entries.append(int(value.reshape(-1)[0]))
+        elif _one_dimension_of(name, producers, constants) is None:
+            return None
+        else:
+            entries.append(0 if _copies_dimension(name, position, source, dims, constants,
+                                                  producers) else None)
+    return entries
 
 
-def _copies_dimension(name: str, position: int, source: list[Dim],
-                      dims: dict[str, list[Dim]], constants: dict[str, np.ndarray],
-                      producers: dict[str, onnx.NodeProto]) -> bool:
-    """Whether `name` is Unsqueeze(Gather(Shape(x), position)) with x's dimension there
-    the same symbol as the reshaped input's."""
+def _one_dimension_of(name: str, producers: dict[str, onnx.NodeProto],
+                      constants: dict[str, np.ndarray]) -> tuple[str, int] | None:
+    """(x, i) when `name` is Unsqueeze(Gather(Shape(x), i)): one dimension of x."""
     unsqueeze = producers.get(name)
     gather = producers.get(unsqueeze.input[0]) if unsqueeze is not None \
         and unsqueeze.op_type == "Unsqueeze" else None
     shape = producers.get(gather.input[0]) if gather is not None \
         and gather.op_type == "Gather" else None
-    if shape is None or shape.op_type != "Shape" or shape.attribute or position >= len(source):
-        return False
-    index = constants.get(gather.input[1])
-    if index is None or index.size != 1 or int(index.reshape(-1)[0]) != position:
-        return False
-    other = dims.get(shape.input[0]) or []
-    symbol = source[position]
-    return isinstance(symbol, str) and position < len(other) and other[position] == symbol
+    index = constants.get(gather.input[1]) if shape is not None else None
+    if shape is None or shape.op_type != "Shape" or shape.attribute or index is None \
+            or index.ndim != 0:
+        return None
+    return shape.input[0], int(index.reshape(-1)[0])
+
+
+def _copies_dimension(name: str, position: int, source: list[Dim],
+                      dims: dict[str, list[Dim]], constants: dict[str, np.ndarray],
+                      producers: dict[str, onnx.NodeProto]) -> bool:
+    """Whether `name` is the dimension at `position` of a tensor whose dimension there is
+    the same symbol as the reshaped input's."""
+    tensor, index = _one_dimension_of(name, producers, constants) or ("", -1)
+    other = dims.get(tensor) or []
+    symbol = source[position] if position < len(source) else None
+    return index == position and isinstance(symbol, str) and position < len(other) \
+        and other[position] == symbol
 
 
 def remove_dead_nodes(graph: onnx.GraphProto) -> None:

@@ -95,3 +95,28 @@ def test_an_unproven_target_stays_dynamic():
     reshape = next(node for node in simple.graph.node
                    if node.op_type == "Reshape" and node.output[0] == "z")
     assert reshape.input[1] == "foreign"
+
+
+def test_a_piece_of_several_entries_is_left_alone():
+    """A target whose first piece is Slice(Shape(x), 0, 2), two entries at once: pieces
+    and positions no longer line up, so nothing is proven and nothing changes."""
+    def const(name: str, value: list[int]) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(value, np.int64), name)
+
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["shape"]),
+         helper.make_node("Slice", ["shape", "zero", "two"], ["batch_and_seq"]),
+         helper.make_node("Concat", ["batch_and_seq", "heads", "head_size"], ["target"],
+                          axis=0),
+         helper.make_node("Reshape", ["x", "target"], ["y"])],
+        "several", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                  ["batch", "seq", HIDDEN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       ["batch", "seq", HEADS, HEAD_SIZE])],
+        [const("zero", [0]), const("two", [2]), const("heads", [HEADS]),
+         const("head_size", [HEAD_SIZE])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    simple, changed = simplify_shapes(model)
+    assert changed == {"reshape_targets": 0}
+    assert [node.op_type for node in simple.graph.node] == ["Shape", "Slice", "Concat",
+                                                             "Reshape"]
