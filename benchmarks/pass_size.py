@@ -4,7 +4,7 @@ set to each value, in fresh processes taking turns, with the same method as the 
 Speed and peak memory move in opposite directions as passes grow; this is the table the
 constant was chosen from.
 
-    python -m edgembed.bench.pass_size --data ../shared/data/scifact \
+    python -m edgembed.bench.pass_size --data ../shared/data/scifact --reps 5 \
         --out benchmarks/results/pass_tokens.json
 """
 

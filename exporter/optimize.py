@@ -1,4 +1,6 @@
-"""Transformer graph fusions with onnxruntime's optimizer (attention, skip-layernorm, gelu).
+"""Graph optimisation before quantization: at level 0 the exported graph with its reshape
+targets made constant (`simplify`), at levels 1-2 onnxruntime's transformer fusions
+(attention, skip-layernorm, gelu).
 
 Fused operators matter twice: they are faster in float, and the fused Attention becomes
 QAttention under int8 quantization instead of a dozen separately quantized MatMuls."""
