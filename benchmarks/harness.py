@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -223,6 +224,33 @@ def run_worker(module: str, job: dict, workdir: Path, settings: Settings,
 
 def vector_file(workdir: Path, name: str) -> Path:
     return workdir / f"vectors-{hashlib.md5(name.encode()).hexdigest()[:8]}.npz"
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def study_record(module: str, started: float, start_load: list[float], settings: Settings,
+                 texts: dict) -> dict:
+    """What the JSON of a study built on these workers (`python -m edgembed.bench.<module>`)
+    opens with: the command, when and on what machine it ran, and the workload."""
+    return {
+        "command": shlex.join(["python", "-m", f"edgembed.bench.{module}", *sys.argv[1:]]),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 1),
+        "machine": machine.machine_info(),
+        "load_average": {"start": start_load, "end": load_average()},
+        "settings": {"threads": settings.threads, "rounds": settings.rounds,
+                     "batch_size": BATCH, "texts": texts["how"]},
+    }
+
+
+def write_study(result: dict, out: str | Path) -> None:
+    """Write a study's JSON and say on stderr what it skipped."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for line in result["skipped"]:
+        print(f"skipped: {line}", file=sys.stderr)
 
 
 def median(values: list[float]) -> float:

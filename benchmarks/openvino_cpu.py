@@ -9,15 +9,11 @@ the same workers and method, without the peers, the profile and the search bench
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import harness, machine, systems
+from . import harness, systems
 
 FIELDS = ("kind", "graph", "rounds", "short_per_s", "latency_p50_ms", "latency_p95_ms",
           "cold_start_s", "cold_start_empty_cache_s", "cold_start_warm_cache_s",
@@ -25,8 +21,7 @@ FIELDS = ("kind", "graph", "rounds", "short_per_s", "latency_p50_ms", "latency_p
 
 
 def run(settings: harness.Settings) -> dict:
-    started = time.time()
-    start_load = [round(x, 2) for x in os.getloadavg()]
+    started, start_load = time.time(), harness.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-openvino-"))
     chosen, skipped = harness.plan(settings, workdir)
     texts = harness.workload(settings)
@@ -40,15 +35,10 @@ def run(settings: harness.Settings) -> dict:
                       if key in row}
         rows[name]["short_per_s_per_round"] = [r["short_per_s"] for r in row["per_round"]]
     kinds = {row["kind"] for row in encoders.values()}
+    record = harness.study_record("openvino_cpu", started, start_load, settings, texts)
+    record["settings"]["reference"] = reference
     return {
-        "command": shlex.join(["python", "-m", "edgembed.bench.openvino_cpu", *sys.argv[1:]]),
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "wall_s": round(time.time() - started, 1),
-        "machine": machine.machine_info(),
-        "load_average": {"start": start_load, "end": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {"threads": settings.threads, "rounds": settings.rounds,
-                     "batch_size": harness.BATCH, "texts": texts["how"],
-                     "reference": reference},
+        **record,
         "encoders": rows,
         "dependencies_mb": {kind: round(systems.dependency_bytes(
             systems.DISTRIBUTIONS[kind])["bytes"] / 1e6, 1) for kind in sorted(kinds)},
@@ -66,13 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = harness.Settings(threads=args.threads, reps=args.reps, cache=args.cache,
                                 only=("edgembed", "edgembed-openvino"))
     result = run(settings)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    harness.write_study(result, args.out)
     for name, row in result["encoders"].items():
         print(f"{name:<34} {row['short_per_s']:8.1f} sent/s  p50 {row['latency_p50_ms']:6.2f} ms"
               f"  cold {row['cold_start_s']:.2f} s  peak RSS {row['peak_rss_mb']:.0f} MB")
-    for line in result["skipped"]:
-        print(f"skipped: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

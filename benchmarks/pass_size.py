@@ -11,16 +11,12 @@ constant was chosen from.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import harness, machine
+from . import harness
 
 SIZES = (64, 128, 256, 512)
 GRAPHS = ("default", "fp32")
@@ -29,8 +25,7 @@ FIELDS = ("short_per_s", "long_per_s", "latency_p50_ms", "rss_after_load_mb", "p
 
 
 def run(settings: harness.Settings, sizes: tuple[int, ...] = SIZES) -> dict:
-    started = time.time()
-    start_load = [round(x, 2) for x in os.getloadavg()]
+    started, start_load = time.time(), harness.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="edgembed-pass-size-"))
     planned, skipped = harness.plan(settings, workdir)
     chosen = [replace(system, name=f"{system.graph} {size}",
@@ -51,16 +46,21 @@ def run(settings: harness.Settings, sizes: tuple[int, ...] = SIZES) -> dict:
                 [a["short_per_s"] / b["short_per_s"]
                  for a, b in zip(row["per_round"], fp32["per_round"], strict=False)])
     return {
-        "command": shlex.join(["python", "-m", "edgembed.bench.pass_size", *sys.argv[1:]]),
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "wall_s": round(time.time() - started, 1),
-        "machine": machine.machine_info(),
-        "load_average": {"start": start_load, "end": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {"threads": settings.threads, "rounds": settings.rounds,
-                     "batch_size": harness.BATCH, "texts": texts["how"]},
+        **harness.study_record("pass_size", started, start_load, settings, texts),
         "encoders": rows,
         "skipped": skipped,
     }
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive whole numbers separated by commas, e.g. 64,128, got {text!r}")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,21 +68,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", help="a BEIR folder for the long documents and queries")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+    parser.add_argument("--sizes", type=_sizes, default=SIZES,
                         help="padded tokens per thread per pass, comma-separated")
     parser.add_argument("--cache", help="exported variants (default ~/.cache/edgembed/bench)")
     parser.add_argument("--out", required=True, help="the JSON file to write")
     args = parser.parse_args(argv)
     settings = harness.Settings(data=args.data, threads=args.threads, reps=args.reps,
                                 cache=args.cache, only=("edgembed",))
-    result = run(settings, tuple(int(size) for size in args.sizes.split(",")))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    result = run(settings, args.sizes)
+    harness.write_study(result, args.out)
     for name, row in result["encoders"].items():
         print(f"{name:<14} {row['short_per_s']:8.1f} sent/s  {row.get('long_per_s', 0):6.1f} "
               f"docs/s  p50 {row['latency_p50_ms']:5.2f} ms  peak RSS {row['peak_rss_mb']:.0f} MB")
-    for line in result["skipped"]:
-        print(f"skipped: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

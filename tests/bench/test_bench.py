@@ -237,3 +237,13 @@ def test_worker_runs_the_pass_size_it_is_given(monkeypatch, sentences):
     assert sum(count for count, _ in shapes) == 64
     assert all(count * width <= 48 or count == 1 for count, width in shapes), shapes
     assert len(shapes) > 64 // 32  # more passes than batches: the size was applied
+
+
+def test_pass_size_study_refuses_sizes_that_are_not_positive_numbers(tmp_path, capsys):
+    from edgembed.bench import pass_size
+
+    for sizes in ("0,128", "64,x", ""):
+        with pytest.raises(SystemExit):
+            pass_size.main(["--sizes", sizes, "--out", str(tmp_path / "out.json")])
+        assert "expected positive whole numbers" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
