@@ -98,7 +98,8 @@ def build_variants(source: str, settings: Settings, skipped: list[str]) -> dict[
                        f"({exc.name} is missing)")
         return {}
     weights = next(iter(sorted(Path(source).glob("*.safetensors"))), None)
-    key = sha256_file(weights)[:16] if weights else "source"
+    # the exporter's own code is part of the key: a newer exporter writes other graphs
+    key = (sha256_file(weights)[:16] if weights else "source") + "-" + _exporter_fingerprint()
     variants = {}
     for name, method in VARIANTS:
         target = cache_dir(settings) / "variants" / f"{key}-{name}"
@@ -108,6 +109,15 @@ def build_variants(source: str, settings: Settings, skipped: list[str]) -> dict[
                          ExportOptions(quantize=method, optimize=0, validate=False))
         variants[name] = target
     return variants
+
+
+def _exporter_fingerprint() -> str:
+    import edgembed.export
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(edgembed.export.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def fastembed_folder(package: Path, workdir: Path) -> Path:

@@ -49,10 +49,8 @@ def profile_package(package: str | Path, texts: list[str], threads: int,
                     batch_size: int = 32) -> dict:
     """Encode `texts` the way `Encoder.encode` does (length-sorted batches), timing each
     stage, with onnxruntime's profiler on for the forward passes."""
-    import onnxruntime as ort
-
     from edgembed import Encoder
-    from edgembed.session import session_options
+    from edgembed.session import ort_session, session_options
     from edgembed.tokenizer import pad_batch
 
     encoder = Encoder.load(package, threads=threads)
@@ -87,8 +85,7 @@ def profile_package(package: str | Path, texts: list[str], threads: int,
         options = session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "ort")
-        session = ort.InferenceSession(str(encoder.package.model_path), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort_session(encoder.package.model_path, options, ["CPUExecutionProvider"])
         for feed in feeds:
             session.run(None, {n.name: feed[n.name] for n in session.get_inputs()})
         trace = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
@@ -134,10 +131,8 @@ def settings_sweep(package: str | Path, texts: list[str], threads: int) -> list[
 
 def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[dict]:
     """Single-text p50 and batch-32 sentences/s with each of SESSION_VARIANTS."""
-    import onnxruntime as ort
-
     from edgembed import Encoder
-    from edgembed.session import session_options
+    from edgembed.session import ort_session, session_options
 
     rows = []
     for label, name, value in SESSION_VARIANTS:
@@ -147,8 +142,8 @@ def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[d
             options.add_session_config_entry(name, value)
         elif name is not None:
             setattr(options, name, value)
-        encoder.session = ort.InferenceSession(str(encoder.package.model_path), options,
-                                               providers=["CPUExecutionProvider"])
+        encoder.session = ort_session(encoder.package.model_path, options,
+                                      ["CPUExecutionProvider"])
         single = []
         for text in texts[:50] * 2:
             start = time.perf_counter()

@@ -18,14 +18,16 @@ the products of two neighbouring rows into a saturating int16. Keeping |w[2k]| +
 integers. Only columns whose largest pair exceeds the limit get a coarser scale.
 
 Each quantized input becomes, once for all the MatMuls that read it:
-    [Mul 1/m] → Abs → ReduceMax(last axis) → Mul 1/127 → Max eps        = scale [..., 1]
+    [Mul 1/m] → Abs → ReduceMax(last axis) → Mul 1/127                  = scale [..., 1]
     QuantizeLinear(x, scale, 128, block_size=channels)                   = uint8 codes
 (int8 codes shifted by 128: onnxruntime's u8·s8 kernels are its fast ones; the tensor of
 128s QuantizeLinear wants, shaped like the scale, is built once per scale shape: a short
 query is bound by the number of operators), and each MatMul
     MatMulIntegerToFloat(codes, int8 W, scale, weight scales, 128)       = float output
 whose per-row activation scale onnxruntime applies inside the kernel. The bias Add stays
-where it was, so onnxruntime's own fusions (bias + GELU) still apply."""
+where it was, so onnxruntime's own fusions (bias + GELU) still apply. A row of zeros gets
+scale 0: its codes mean nothing, but the kernel multiplies their sums by that 0, so the row
+comes out exactly 0 with no guard operator (one fewer per input: short queries pay for each)."""
 
 from __future__ import annotations
 
@@ -167,7 +169,6 @@ def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
                              value=zero_value, name=f"{prefix}/ZeroPoints")]
 
     inv_max = const("per_token/inv_127", np.array(1.0 / ACTIVATION_MAX, np.float32))
-    eps = const("per_token/eps", np.array(1e-12, np.float32))
     last_axis = const("per_token/last_axis", np.array([-1], np.int64))
     zero_point = const("per_token/zero_point", np.array(ZERO_POINT, np.uint8))
     zero_value = numpy_helper.from_array(np.array([ZERO_POINT], np.uint8), "value")
@@ -188,10 +189,8 @@ def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
                 helper.make_node("Abs", [x], [f"{prefix}/abs"], name=f"{prefix}/Abs"),
                 helper.make_node("ReduceMax", [f"{prefix}/abs", last_axis], [f"{prefix}/absmax"],
                                  keepdims=1, name=f"{prefix}/ReduceMax"),
-                helper.make_node("Mul", [f"{prefix}/absmax", inv_max], [f"{prefix}/raw_scale"],
+                helper.make_node("Mul", [f"{prefix}/absmax", inv_max], [f"{prefix}/scale"],
                                  name=f"{prefix}/Scale"),
-                helper.make_node("Max", [f"{prefix}/raw_scale", eps], [f"{prefix}/scale"],
-                                 name=f"{prefix}/SafeScale"),
             ]
             zero_points_name, zero_point_nodes = zero_points_for(source, f"{prefix}/scale",
                                                                  prefix)

@@ -1,16 +1,18 @@
-"""Reshape targets decided once at export instead of at every forward pass.
+"""Shape arithmetic decided once at export instead of at every forward pass.
 
 The exported attention computes its reshape targets at run time (Shape → Gather →
-Unsqueeze → Concat, for every query, key, value and output). Each of these is a tiny
-operator, and a single short query is bound by the number of operators onnxruntime
-dispatches, not by arithmetic. Where shape inference proves it, a target becomes a
-constant whose 0 entries copy the input's dimension at the same position (both are the
-same symbolic dimension, the batch say); one entry left unproven becomes -1, which the
-element count determines. Nothing is changed that inference cannot prove, and a reshape
-moves no numbers: outputs are the same bit for bit.
-
-(The 1/sqrt(head size) the attention also derives from a Shape is left alone: once
-constant, onnxruntime folds it into the MatMul, which rounds differently.)
+Unsqueeze → Concat, for every query, key, value and output) and its 1/sqrt(head size) from
+Shape → Slice → Cast → Sqrt. Each of these is a tiny operator, and a single short query is
+bound by the number of operators onnxruntime dispatches, not by arithmetic. Where shape
+inference proves the answer, it becomes a constant:
+- a reshape target becomes a constant whose 0 entries copy the input's dimension at the
+  same position (both are the same symbolic dimension, the batch say); one entry left
+  unproven becomes -1, which the element count determines;
+- a Gather or Slice of a Shape that picks only fixed-size dimensions (the head size) is
+  that size; onnxruntime then folds the Cast, Sqrt and Div after it.
+Nothing is changed that inference cannot prove. Outputs stay the same bit for bit under
+`edgembed.session`, which keeps onnxruntime's MatMulScaleFusion off: that fusion would move
+the now-constant attention scale into the MatMul, which rounds differently.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ def simplify_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, 
     while changed := _constant_reshapes(model.graph, inferred_dims(model),
                                         _constants(model.graph), producers):
         reshapes += changed  # each round lets inference name more dimensions
+    picks = _fold_static_picks(model.graph, inferred_dims(model), _constants(model.graph),
+                               producers)
     remove_dead_nodes(model.graph)
-    return model, {"reshape_targets": reshapes}
+    return model, {"reshape_targets": reshapes, "shape_picks": picks}
 
 
 def inferred_dims(model: onnx.ModelProto,
@@ -73,6 +77,49 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return values
+
+
+def _fold_static_picks(graph: onnx.GraphProto, dims: dict[str, list[Dim]],
+                       constants: dict[str, np.ndarray],
+                       producers: dict[str, onnx.NodeProto]) -> int:
+    """Gather(Shape(x), i) and Slice(Shape(x), ...) over fixed-size dimensions → constants."""
+    folded = []
+    outputs = {output.name for output in graph.output}
+    for node in graph.node:
+        shape = producers.get(node.input[0]) if node.op_type in ("Gather", "Slice") \
+            and node.output[0] not in outputs else None
+        if shape is None or shape.op_type != "Shape" or shape.attribute:
+            continue
+        known = dims.get(shape.input[0])
+        positions = _picked_positions(node, constants, len(known)) if known else None
+        if positions is None:
+            continue
+        values = [known[int(i)] for i in positions.reshape(-1)]
+        if all(isinstance(value, int) and value > 0 for value in values):
+            folded.append((node, np.array(values, np.int64).reshape(positions.shape)))
+    for node, value in folded:
+        graph.node.remove(node)
+        graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+    return len(folded)
+
+
+def _picked_positions(node: onnx.NodeProto, constants: dict[str, np.ndarray],
+                      rank: int) -> np.ndarray | None:
+    """Which entries of a rank-`rank` shape vector a Gather or Slice picks, if constant."""
+    given = [constants.get(name) if name else np.array([], np.int64)
+             for name in node.input[1:]]
+    if any(value is None for value in given):
+        return None
+    positions = np.arange(rank)
+    if node.op_type == "Gather":
+        index = given[0]
+        return positions[index] if np.all((-rank <= index) & (index < rank)) else None
+    starts, ends, axes, steps = (given + [np.array([], np.int64)] * 4)[:4]
+    step = int(steps.reshape(-1)[0]) if steps.size == 1 else 1
+    if starts.size != 1 or ends.size != 1 or steps.size > 1 or step == 0 \
+            or (axes.size and not np.all(np.isin(axes, (0, -1)))):
+        return None
+    return positions[int(starts.reshape(-1)[0]):int(ends.reshape(-1)[0]):step]
 
 
 def _constant_reshapes(graph: onnx.GraphProto, dims: dict[str, list[Dim]],

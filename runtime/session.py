@@ -23,6 +23,10 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 BACKENDS = ("onnxruntime", "openvino")
 # onnxruntime would try to start that many threads; more than this is a mistake, not a plan.
 MAX_THREADS = 1024
+# Packages hold the attention scale as a constant (`edgembed.export.simplify`). This fusion
+# would move it into the attention MatMul, which rounds differently from the exported graph
+# and makes per-token int8 codes flip; it saves no operator the constant folding has not.
+DISABLED_OPTIMIZERS = ("MatMulScaleFusion",)
 
 
 def default_threads() -> int:
@@ -91,13 +95,19 @@ def create_session(
            for item in chosen):
         options.enable_mem_pattern = False  # DirectML runs without memory patterns only
     try:
-        return ort.InferenceSession(
-            model_path if isinstance(model_path, bytes) else str(model_path),
-            sess_options=options, providers=chosen
-        )
+        return ort_session(model_path, options, chosen)
     except Exception as exc:  # onnxruntime raises several private exception types
         name = "the in-memory model" if isinstance(model_path, bytes) else model_path
         raise ModelLoadError(f"cannot load {name} with onnxruntime: {reason(exc)}") from None
+
+
+def ort_session(model_path: Path | bytes, options: ort.SessionOptions,
+                providers: Sequence[Any]) -> ort.InferenceSession:
+    """onnxruntime's session with edgembed's graph optimisations, for callers (profilers)
+    that need their own options; errors are onnxruntime's own."""
+    return ort.InferenceSession(model_path if isinstance(model_path, bytes) else str(model_path),
+                                sess_options=options, providers=list(providers),
+                                disabled_optimizers=list(DISABLED_OPTIMIZERS))
 
 
 def open_session(model_path: Path, threads: int | None = None,

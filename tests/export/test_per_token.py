@@ -136,6 +136,27 @@ def test_rows_do_not_depend_on_their_batch():
     np.testing.assert_array_equal(alone[0], together[0, :4])
 
 
+@pytest.mark.parametrize("smooth", [False, True])
+def test_a_row_of_zeros_comes_out_zero(smooth):
+    """A row of zeros gets activation scale 0 (no guard operator): whatever its codes, the
+    kernel multiplies them by that 0, so the row's products are exactly 0, never NaN, and
+    its batch-mates are untouched."""
+    model = _layer_model()
+    x = _inputs()
+    factors = plan_smoothing(model, {"ln": np.abs(_run(model, ["ln"], x)[0]).reshape(
+        -1, HIDDEN).max(0)}) if smooth else {}
+    quantized, _ = quantize_per_token(model, factors=factors)
+    with_zeros = x.copy()
+    with_zeros[0, 2] = 0.0  # LayerNorm of a constant row is beta: zeros here
+    up, side, y = _run(quantized, ["up", "side", "y"], with_zeros)
+    assert np.all(up[0, 2] == 0) and np.all(side[0, 2] == 0)
+    assert np.all(np.isfinite(y))
+    (clean,) = _run(quantized, ["y"], x)
+    others = np.ones(x.shape[:2], bool)
+    others[0, 2] = False
+    np.testing.assert_array_equal(y[others], clean[others])
+
+
 def test_kept_nodes_stay_float():
     model, described = quantize_per_token(_layer_model(), keep=["side/MatMul"])
     kept = [n for n in model.graph.node if n.op_type == "MatMul"]

@@ -1,5 +1,5 @@
-"""Reshape targets made constant at export (`edgembed.export.simplify`): on an attention
-block built the way the exporters write it, the simplified graph gives the same outputs,
+"""Shape arithmetic made constant at export (`edgembed.export.simplify`): on attention
+blocks built the way the exporters write them, the simplified graph gives the same outputs,
 bit for bit, for every batch and length, with the run-time shape operators gone; what
 inference cannot prove stays as it was."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from edgembed.export.simplify import simplify_shapes
-from edgembed.session import create_session
+from edgembed.session import DISABLED_OPTIMIZERS, create_session, session_options
 
 HEADS, HEAD_SIZE = 2, 4
 HIDDEN = HEADS * HEAD_SIZE
@@ -75,13 +76,13 @@ def _run(model: onnx.ModelProto, batch: int, seq: int) -> np.ndarray:
 def test_constant_targets_compute_the_same_for_every_shape():
     model = _attention_like()
     simple, changed = simplify_shapes(model)
-    assert changed == {"reshape_targets": 2}
+    assert changed == {"reshape_targets": 2, "shape_picks": 1}
     onnx.checker.check_model(simple)
     for batch, seq in ((1, 1), (3, 7), (2, 33)):
         np.testing.assert_array_equal(_run(simple, batch, seq), _run(model, batch, seq))
     kinds = [node.op_type for node in simple.graph.node]
-    # x's shape is no longer read; the head size's and the unrelated tensor's still are
-    assert kinds.count("Shape") == 2 and "Slice" in kinds and kinds.count("Concat") == 1
+    # neither x's shape nor the head size's is read any more; the unrelated tensor's still is
+    assert kinds.count("Shape") == 1 and "Slice" not in kinds and kinds.count("Concat") == 1
     targets = {numpy_helper.to_array(init).tolist() == [0, -1, HEADS, HEAD_SIZE]
                or numpy_helper.to_array(init).tolist() == [0, 0, HIDDEN]
                for init in simple.graph.initializer if init.name.endswith("constant_target")}
@@ -117,6 +118,63 @@ def test_a_piece_of_several_entries_is_left_alone():
          const("head_size", [HEAD_SIZE])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     simple, changed = simplify_shapes(model)
-    assert changed == {"reshape_targets": 0}
+    assert changed == {"reshape_targets": 0, "shape_picks": 0}
     assert [node.op_type for node in simple.graph.node] == ["Shape", "Slice", "Concat",
                                                              "Reshape"]
+
+
+def _scaled_scores() -> onnx.ModelProto:
+    """q [batch, heads, seq, 4] · k [batch, heads, 4, seq], each first multiplied by
+    sqrt(1/sqrt(head size)), the head size read from Shape(q): how the exported attention
+    scales its scores."""
+    def const(name: str, value: list[int] | float) -> onnx.TensorProto:
+        dtype = np.float32 if isinstance(value, float) else np.int64
+        return numpy_helper.from_array(np.array(value, dtype), name)
+
+    nodes = [
+        helper.make_node("Shape", ["q"], ["q_shape"]),
+        helper.make_node("Slice", ["q_shape", "last", "end"], ["size"]),
+        helper.make_node("Cast", ["size"], ["size_f"], to=TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["size_f"], ["root"]),
+        helper.make_node("Div", ["one", "root"], ["scale"]),
+        helper.make_node("Sqrt", ["scale"], ["half_scale"]),
+        helper.make_node("Mul", ["q", "half_scale"], ["q_scaled"]),
+        helper.make_node("Mul", ["k", "half_scale"], ["k_scaled"]),
+        helper.make_node("MatMul", ["q_scaled", "k_scaled"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "scaled_scores",
+        [helper.make_tensor_value_info("q", TensorProto.FLOAT, ["batch", HEADS, "seq", HEAD_SIZE]),
+         helper.make_tensor_value_info("k", TensorProto.FLOAT, ["batch", HEADS, HEAD_SIZE, "seq"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT,
+                                       ["batch", HEADS, "seq", "seq"])],
+        [const("last", [-1]), const("end", [2**62]), const("one", 1.0)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _optimized_kinds(model: onnx.ModelProto, disabled: list[str], folder) -> list[str]:
+    options = session_options(1)
+    options.optimized_model_filepath = str(folder / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=disabled)
+    return [node.op_type for node in onnx.load(folder / "optimized.onnx").graph.node]
+
+
+def test_a_constant_attention_scale_computes_the_same(tmp_path):
+    """The head size becomes a constant and onnxruntime folds the scale; edgembed's sessions
+    keep it out of the MatMul (MatMulScaleFusion), so the scores stay the same bit for bit.
+    The control shows the fusion does happen on the simplified graph in a plain session,
+    which is what the disabled optimizer guards against."""
+    model = _scaled_scores()
+    simple, changed = simplify_shapes(model)
+    assert changed == {"reshape_targets": 0, "shape_picks": 1}
+    assert {"Shape", "Slice"}.isdisjoint(node.op_type for node in simple.graph.node)
+    rng = np.random.default_rng(1)
+    for batch, seq in ((1, 1), (2, 9), (3, 40)):
+        feeds = {"q": rng.standard_normal((batch, HEADS, seq, HEAD_SIZE)).astype(np.float32),
+                 "k": rng.standard_normal((batch, HEADS, HEAD_SIZE, seq)).astype(np.float32)}
+        scores = [create_session(graph.SerializeToString(), threads=1).run(["scores"], feeds)[0]
+                  for graph in (model, simple)]
+        np.testing.assert_array_equal(scores[1], scores[0])
+    assert "FusedMatMul" not in _optimized_kinds(simple, list(DISABLED_OPTIMIZERS), tmp_path)
+    assert "FusedMatMul" in _optimized_kinds(simple, [], tmp_path)
