@@ -32,11 +32,14 @@ def simplify_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     producers = {output: node for node in model.graph.node for output in node.output}
     reshapes = 0
-    while changed := _constant_reshapes(model.graph, inferred_dims(model),
-                                        _constants(model.graph), producers):
-        reshapes += changed  # each round lets inference name more dimensions
-    picks = _fold_static_picks(model.graph, inferred_dims(model), _constants(model.graph),
-                               producers)
+    while True:  # each round lets inference name more dimensions
+        dims, constants = inferred_dims(model), _constants(model.graph)
+        changed = _constant_reshapes(model.graph, dims, constants, producers)
+        if not changed:
+            break
+        reshapes += changed
+    # the last round changed nothing: its inference still describes the graph
+    picks = _fold_static_picks(model.graph, dims, constants, producers)
     remove_dead_nodes(model.graph)
     return model, {"reshape_targets": reshapes, "shape_picks": picks}
 
