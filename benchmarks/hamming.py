@@ -5,10 +5,11 @@
 
 Codes are the sign bits of Gaussian vectors with the mean and covariance of real
 embeddings (`--vectors`, float32 rows), so each bit keeps its real bias and each pair its
-real correlation; queries are drawn the same way. Each method answers one query per call
-(median ms over the queries); results are checked against numpy, tie-aware (a code counts
-if it is within the true 10th distance). "edgembed Index" is the product path:
-`Index.hamming_neighbours` on float query vectors (sign, scan, top 10 with ties).
+real correlation; queries are drawn the same way. Each method answers one query per call,
+the methods taking turns query by query (median ms over the queries); results are checked
+against numpy, tie-aware (a code counts if it is within the true 10th distance).
+"edgembed Index" is the product path: `Index.hamming_neighbours` on float query vectors
+(sign, scan, top 10 with ties).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 from edgembed import codes as C
 
 from .machine import machine_info
-from .search import K, recall
+from .search import K, numpy_topk, recall, time_side_by_side
 
 QUERIES = 100
 
@@ -46,17 +47,6 @@ def synthetic_vectors(mean: np.ndarray, cov: np.ndarray, n: int, seed: int,
         out[start:start + rows] = rng.standard_normal((rows, len(mean)),
                                                       dtype=np.float32) @ factor.T + mean
     return out
-
-
-def timed(search: Callable[[int], Any], count: int) -> tuple[float, list[np.ndarray]]:
-    """Median ms of search(i) over i < count, after one warm-up call, and the results."""
-    search(0)
-    times, results = [], []
-    for i in range(count):
-        start = time.perf_counter()
-        results.append(np.asarray(search(i)))
-        times.append((time.perf_counter() - start) * 1e3)
-    return round(float(np.median(times)), 3), results
 
 
 def run(docs: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
@@ -77,36 +67,10 @@ def run(docs: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
     db64 = codes.view(np.uint64)
     kth = np.array([np.sort(np.bitwise_count(db64 ^ q.view(np.uint64)).sum(axis=1))[K - 1]
                     for q in queries])
-    methods: dict[str, dict[str, Any]] = {}
-
-    def record(name: str, search_one: Callable[[int], Any], **extra: Any) -> None:
-        ms, results = timed(search_one, QUERIES)
-        methods[name] = {"ms_per_query": ms, "recall@10": recall(db64, queries, results, kth),
-                         **extra}
-        print(f"{name}: {ms} ms", file=sys.stderr, flush=True)
-
-    flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-    flat.add(codes)
-    for threads in (1, 2):
-        faiss.omp_set_num_threads(threads)
-        record(f"faiss IndexBinaryFlat ({threads} thread{'s' * (threads > 1)})",
-               lambda i: flat.search(queries[i:i + 1], K)[1][0])
-
-    usearch = UsearchIndex(ndim=codes.shape[1] * 8, metric="hamming", dtype="b1",
-                           connectivity=2, expansion_add=1)
-    usearch.add(np.arange(n), codes)
-    for threads in (1, 2):
-        record(f"usearch Index.search exact ({threads} thread{'s' * (threads > 1)})",
-               lambda i, t=threads: usearch.search(queries[i], K, exact=True, threads=t).keys)
-    start = time.perf_counter()
-    batch = usearch.search(queries, K, exact=True, threads=2)
-    methods["usearch Index.search exact, all queries in one call (2 threads)"] = {
-        "ms_per_query": round((time.perf_counter() - start) * 1e3 / QUERIES, 3),
-        "recall@10": recall(db64, queries, list(batch.keys), kth)}
-    record("usearch.index.search exact=True on the codes matrix (2 threads)",
-           lambda i: np.atleast_2d(search(codes, queries[i:i + 1], K, MetricKind.Hamming,
-                                          exact=True, threads=2).keys)[0])
-
+    # Everything is built first and timed together, the methods taking turns query by
+    # query (`time_side_by_side`), so the machine's slow phases fall on all of them alike.
+    # FAISS's OpenMP workers spin for milliseconds after each call, slowing whatever runs
+    # next on the other core: numpy (one thread, the slowest) follows them, not the scan.
     with tempfile.TemporaryDirectory(prefix="edgembed-hamming-") as tmp:
         encoder = Encoder.load(threads=1)
         index = Index.create(Path(tmp) / "index", encoder)
@@ -114,10 +78,37 @@ def run(docs: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
         for start in range(0, n, 100_000):
             part = codes[start:start + 100_000]
             index.add_codes(part, zeros[:len(part)], ids=list(range(start, start + len(part))))
-        index.hamming_neighbours(query_vectors[:1], K)  # builds the scan's columns
-        record("edgembed Index.hamming_neighbours (exact scan)",
-               lambda i: index.hamming_neighbours(query_vectors[i], K)[0][:K].astype(np.int64))
+        usearch = UsearchIndex(ndim=codes.shape[1] * 8, metric="hamming", dtype="b1",
+                               connectivity=2, expansion_add=1)
+        usearch.add(np.arange(n), codes)
+        flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+        flat.add(codes)
+        searches: dict[str, Callable[[int], Any]] = {  # each answers query number i
+            "edgembed Index.hamming_neighbours (exact scan)":
+                lambda i: index.hamming_neighbours(query_vectors[i], K)[0][:K].astype(np.int64)}
+        for threads in (1, 2):
+            searches[f"usearch Index.search exact ({threads} thread{'s' * (threads > 1)})"] = \
+                lambda i, t=threads: usearch.search(queries[i], K, exact=True, threads=t).keys
+        searches["usearch.index.search exact=True on the codes matrix (2 threads)"] = \
+            lambda i: np.atleast_2d(search(codes, queries[i:i + 1], K, MetricKind.Hamming,
+                                           exact=True, threads=2).keys)[0]
+        for threads in (1, 2):
+            searches[f"faiss IndexBinaryFlat ({threads} thread{'s' * (threads > 1)})"] = \
+                lambda i, t=threads: (faiss.omp_set_num_threads(t),
+                                      flat.search(queries[i:i + 1], K)[1][0])[1]
+        searches["numpy (XOR, popcount, sum, partition; 1 thread)"] = \
+            lambda i: numpy_topk(db64, queries[i])[0]
+        methods: dict[str, dict[str, Any]] = {}
+        for name, (ms, results) in time_side_by_side(searches, np.arange(QUERIES)).items():
+            methods[name] = {"ms_per_query": round(ms, 3),
+                             "recall@10": recall(db64, queries, results, kth)}
+            print(f"{name}: {methods[name]['ms_per_query']} ms", file=sys.stderr, flush=True)
         index.close()
+    start = time.perf_counter()
+    batch = usearch.search(queries, K, exact=True, threads=2)
+    methods["usearch Index.search exact, all queries in one call (2 threads)"] = {
+        "ms_per_query": round((time.perf_counter() - start) * 1e3 / QUERIES, 3),
+        "recall@10": recall(db64, queries, list(batch.keys), kth)}
 
     faiss_best = min(v["ms_per_query"] for k, v in methods.items() if k.startswith("faiss"))
     ours = methods["edgembed Index.hamming_neighbours (exact scan)"]["ms_per_query"]
@@ -134,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     docs = np.load(args.vectors)
     result = run(docs, args.n)
     versions = {name: importlib.metadata.version(name)
-                for name in ("usearch", "faiss-cpu", "numpy", "numkong")
+                for name in ("usearch", "simsimd", "faiss-cpu", "numpy", "numkong")
                 if _installed(name)}
     report = {**result, "versions": versions, "machine": machine_info(),
               "python": platform.python_version(), "load_average": os.getloadavg(),

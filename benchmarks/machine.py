@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 
-LIBRARIES = ("edgembed", "onnxruntime", "tokenizers", "numpy", "usearch", "torch",
+LIBRARIES = ("edgembed", "onnxruntime", "tokenizers", "numpy", "usearch", "simsimd", "torch",
              "sentence-transformers", "transformers", "optimum-onnx", "fastembed", "faiss-cpu",
              "openvino")
 

@@ -322,8 +322,8 @@ def markdown(result: dict, plot_files: list[str]) -> str:
             f"- {search['timing']}; {search['threads']} threads where a library has a knob "
             "(numpy: one). Recall@10 is tie-aware: a result counts if it is within the exact "
             "10th-nearest distance.",
-            "- edgembed exact scan is what an exact-mode `Index` runs (numpy over the codes "
-            "stored column by column, `edgembed.index.scan`). "
+            "- edgembed exact scan is what an exact-mode `Index` runs (simsimd's Hamming "
+            "kernel over blocks of the stored codes, `edgembed.index.scan`). "
             "usearch exact runs on an index built with connectivity 2 / expansion_add 1 "
             "(exact search ignores the graph; this is the cheapest build); HNSW rows use "
             "usearch's defaults (connectivity 16, expansion_add 128). HNSW recall on the "

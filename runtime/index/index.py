@@ -93,7 +93,7 @@ from ..package import default_package_path, open_package, sha256_file
 from ..tokenizer import replace_lone_surrogates
 from . import cascade, keyword, scan
 from .locks import ReadWriteLock, WriterLock
-from .scan import CodeColumns
+from .scan import CodeScan
 from .store import DocStore, FileState, IndexState, check_tokenizer, encode_id
 
 FORMAT_NAME = "edgembed-index"
@@ -332,11 +332,10 @@ class Index:
         return self.path / f"gen-{generation}"
 
     def _set_arrays(self, keys: np.ndarray, codes: np.ndarray, int8: np.ndarray) -> None:
-        """The aligned arrays of the current state; the exact scan's columns are rebuilt
-        from the codes at the next exact search. Caller holds the write side of `_rw`
+        """The aligned arrays of the current state. Caller holds the write side of `_rw`
         (or owns the object, while it is being opened)."""
         self._keys, self._codes, self._int8 = keys, codes, int8
-        self._columns: CodeColumns | None = None
+        self._scan = CodeScan(codes)
 
     def _new_usearch(self) -> UsearchIndex:
         """usearch builds a graph on every add, even when only its exact scan is used; in
@@ -1059,10 +1058,7 @@ class Index:
         of `_rw`."""
         codes = C.pack_signs(q)
         if exact:
-            columns = self._columns
-            if columns is None:  # rebuilt after a change; concurrent readers may both build
-                columns = self._columns = CodeColumns(self._codes)
-            return [columns.nearest(code, count, threads=scan.THREADS) for code in codes]
+            return [self._scan.nearest(code, count, threads=scan.THREADS) for code in codes]
         fetch = cascade.fetch_size(count, len(self._keys))
         self._usearch.expansion_search = max(64, fetch)
         # one query: no thread pool (its start-up costs more than the walk); a batch: all cores

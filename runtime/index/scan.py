@@ -1,13 +1,16 @@
-"""Exact Hamming search at memory speed: a scan of the sign codes stored column by column.
+"""Exact Hamming search at memory speed: blocks of the stored sign codes, each scored by
+one SIMD kernel call.
 
 usearch's exact search calls its distance function once per stored code, through a
 pointer, and keeps a sorted top list, whatever its version, thread count or entry point:
 several times slower than FAISS's flat binary index (`benchmarks/results/hamming_1m.json`
-measures them side by side). The scan here keeps the codes as 64-bit words, word j of
-every code in one contiguous column, so each step is one vectorised numpy operation over
-thousands of codes at once (XOR with the query's word, popcount, add), in blocks that stay
-in cache. Every distance is computed, so the `count` nearest come out with all their ties
-and in row order among equals: exact, and independent of the order codes were added in.
+measures them side by side). The scan here hands a whole block of codes to the Hamming
+kernel of simsimd (usearch's own SIMD library, installed with it: AVX-512 VPOPCNTDQ,
+AVX2 or NEON, chosen at run time), then keeps the rows within the best distance seen so
+far. Every distance is computed, so the `count` nearest come out with all their ties and
+in row order among equals: exact, and independent of the order codes were added in. It
+reads the codes where they are (the index's own array, or a memory map of its file):
+no second copy.
 
 usearch stays the index: it stores the codes, walks the HNSW graph of ``mode="hnsw"``
 indexes and owns the file format; this scan is how an exact-mode index answers.
@@ -20,9 +23,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import simsimd
 
-BLOCK = 1 << 16  # codes per step: their words and temporaries stay in the core's cache
-GROUP = 3  # words summed in uint8 (3 × 64 bits ≤ 255) before widening
+BLOCK = 1 << 16  # codes per kernel call: 3 MB of 48-byte codes, 128 KB of distances
 # below this many codes a second thread costs more than it saves
 PARALLEL_MIN = 1 << 18
 THREADS = min(2, os.cpu_count() or 1)  # threads one search scans with (above PARALLEL_MIN)
@@ -31,6 +34,8 @@ _pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
+    """The second scanning thread is edgembed's own, not simsimd's OpenMP team: OpenMP
+    workers spin after each call and would steal the cores onnxruntime encodes on."""
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -38,84 +43,67 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-class CodeColumns:
-    """Packed sign codes (rows of ceil(dim / 8) bytes) as columns of uint64 words."""
+class CodeScan:
+    """Exact Hamming search over packed sign codes (rows of ceil(dim / 8) bytes)."""
 
     def __init__(self, codes: np.ndarray) -> None:
-        codes = np.asarray(codes, np.uint8)
-        self.nbytes = codes.shape[1]
-        self.words = -(-self.nbytes // 8)
-        padded = np.zeros((len(codes), self.words * 8), np.uint8)
-        padded[:, :self.nbytes] = codes
-        self.columns = np.ascontiguousarray(padded.view(np.uint64).T)  # (words, n)
-        self.count = len(codes)
-
-    def query_words(self, code: np.ndarray) -> np.ndarray:
-        padded = np.zeros(self.words * 8, np.uint8)
-        padded[:self.nbytes] = code
-        return padded.view(np.uint64)
+        self.codes = np.ascontiguousarray(codes, np.uint8)  # no copy for the index's arrays
+        self.count = len(self.codes)
 
     def distances(self, code: np.ndarray) -> np.ndarray:
         """Hamming distance from one packed code to every stored code (uint16)."""
-        query = self.query_words(code)
+        query = self._query(code)
         out = np.empty(self.count, np.uint16)
-        buffers = _Buffers(min(BLOCK, max(self.count, 1)))
         for first in range(0, self.count, BLOCK):
             last = min(self.count, first + BLOCK)
-            out[first:last] = self._block(query, first, last, buffers)
+            out[first:last] = self._block(query, first, last)
         return out
 
-    def _block(self, query: np.ndarray, first: int, last: int,
-               buffers: _Buffers) -> np.ndarray:
-        """Distances of rows [first, last): per word XOR with the query's word and popcount,
-        summed in uint8 by groups of GROUP words, the groups in uint16. Each step is one numpy
-        call that releases the GIL, so two threads scan two halves at once."""
-        n = last - first
-        xor, bits, group = buffers.xor[:n], buffers.bits[:n], buffers.group[:n]
-        total = buffers.total[:n]
-        for start in range(0, self.words, GROUP):
-            for word in range(start, min(start + GROUP, self.words)):
-                np.bitwise_xor(self.columns[word, first:last], query[word], out=xor)
-                np.bitwise_count(xor, out=bits if word > start else group)
-                if word > start:
-                    np.add(group, bits, out=group)
-            if start == 0:
-                np.copyto(total, group)
-            else:
-                np.add(total, group, out=total)
-        return total
+    def _query(self, code: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(code, np.uint8).reshape(1, self.codes.shape[1])
+
+    def _block(self, query: np.ndarray, first: int, last: int) -> np.ndarray:
+        """Distances of rows [first, last). The kernel releases the GIL, so two threads scan
+        two halves at once. (simsimd's `out=` is not used: in 6.x it corrupts the reference
+        count of None and crashes the interpreter after a few thousand calls.)"""
+        found = simsimd.cdist(query, self.codes[first:last], metric="hamming", dtype="bin8",
+                              out_dtype="uint16", threads=1)
+        return np.asarray(found).reshape(-1)
 
     def nearest(self, code: np.ndarray, count: int,
                 threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the `count` codes nearest to `code`, plus every code tied with the last
-        of them, sorted by distance (row order among equals); and their distances."""
-        query = self.query_words(code)
+        of them, sorted by distance (row order among equals); and their distances.
+
+        With two threads, each takes the next unscanned block until none is left, rather
+        than a fixed half: when one core is slower (an efficiency core, a busy hyper-thread
+        sibling, a virtual CPU the host is short of) the other scans more, and a search
+        whose helper thread is busy with another search's blocks scans alone."""
+        query = self._query(code)
+        blocks = _Blocks(self.count)
         if threads > 1 and self.count >= PARALLEL_MIN:
-            half = self.count // 2
-            other = _executor().submit(self._nearest_in, query, count, 0, half)
-            mine = self._nearest_in(query, count, half, self.count)
+            other = _executor().submit(self._nearest_in, query, count, blocks)
+            mine = self._nearest_in(query, count, blocks)
             rows, distances = (np.concatenate(pair) for pair in zip(other.result(), mine,
                                                                      strict=True))
         else:
-            rows, distances = self._nearest_in(query, count, 0, self.count)
+            rows, distances = self._nearest_in(query, count, blocks)
         return nearest_rows(distances, count, rows)
 
-    def _nearest_in(self, query: np.ndarray, count: int, start: int,
-                    end: int) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates among rows [start, end): every row within the `count`-th smallest
-        distance seen so far, a bound that only tightens, so no row of the true `count`
-        nearest (or their ties) is ever dropped; only a few blocks' worth survive."""
-        buffers = _Buffers(min(BLOCK, max(end - start, 1)))
+    def _nearest_in(self, query: np.ndarray, count: int,
+                    blocks: _Blocks) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates among the blocks this thread takes: every row within the `count`-th
+        smallest distance it has seen so far, a bound that only tightens, so no row of the
+        true `count` nearest (or their ties) is ever dropped; few blocks' worth survive."""
         rows, distances = [], []
         bound = None
         kept = 0
-        for first in range(start, end, BLOCK):
-            last = min(end, first + BLOCK)
-            total = self._block(query, first, last, buffers)
+        for first, last in blocks:
+            total = self._block(query, first, last)
             if bound is None:
                 if kept + len(total) < count:  # too few yet: keep them all
                     rows.append(np.arange(first, last))
-                    distances.append(total.copy())
+                    distances.append(total)
                     kept += len(total)
                     continue
                 pool = np.concatenate([*distances, total])
@@ -134,14 +122,22 @@ class CodeColumns:
         return np.concatenate(rows), np.concatenate(distances)
 
 
-class _Buffers:
-    """Scratch arrays for one scan of blocks of `size` codes."""
+class _Blocks:
+    """The row ranges [first, last) of one scan, handed out one at a time to whichever
+    thread asks next."""
 
-    def __init__(self, size: int) -> None:
-        self.xor = np.empty(size, np.uint64)
-        self.bits = np.empty(size, np.uint8)
-        self.group = np.empty(size, np.uint8)
-        self.total = np.empty(size, np.uint16)
+    def __init__(self, count: int) -> None:
+        self._starts = iter(range(0, count, BLOCK))
+        self._count = count
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _Blocks:
+        return self
+
+    def __next__(self) -> tuple[int, int]:
+        with self._lock:
+            first = next(self._starts)
+        return first, min(self._count, first + BLOCK)
 
 
 def nearest_rows(distances: np.ndarray, count: int,

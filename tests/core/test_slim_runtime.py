@@ -47,12 +47,12 @@ def test_runtime_works_when_heavy_packages_cannot_be_imported():
 
 
 def test_import_edgembed_leaves_the_index_stack_unloaded():
-    """`import edgembed` (and encoding) loads neither usearch, SQLite nor tqdm: `Index` and
+    """`import edgembed` (and encoding) loads neither usearch, simsimd, SQLite nor tqdm: `Index` and
     `Hit` load them on first use."""
     result = run_python("""
         import sys, edgembed
         edgembed.Encoder.load().encode(["hello"])
-        unloaded = ("usearch", "sqlite3", "tqdm", "edgembed.index", "edgembed.serve",
+        unloaded = ("usearch", "simsimd", "sqlite3", "tqdm", "edgembed.index", "edgembed.serve",
                     "edgembed.eval")
         loaded = [name for name in unloaded if name in sys.modules]
         assert not loaded, loaded

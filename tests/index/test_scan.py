@@ -3,12 +3,14 @@ with all their ties in row order, the same with one thread or two."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 from edgembed import codes as C
 from edgembed.index import scan
-from edgembed.index.scan import CodeColumns, nearest_rows
+from edgembed.index.scan import CodeScan, nearest_rows
 
 
 def expected(codes: np.ndarray, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +28,7 @@ def test_distances_for_any_code_width(nbytes):
     rng = np.random.default_rng(nbytes)
     codes = rng.integers(0, 256, (300, nbytes), dtype=np.uint8)
     query = rng.integers(0, 256, nbytes, dtype=np.uint8)
-    assert np.array_equal(CodeColumns(codes).distances(query),
+    assert np.array_equal(CodeScan(codes).distances(query),
                           C.hamming_distances(query, codes))
 
 
@@ -40,9 +42,9 @@ def test_nearest_keeps_every_tie_in_row_order(monkeypatch, count, threads):
     rng = np.random.default_rng(count)
     distinct = rng.integers(0, 256, (40, 48), dtype=np.uint8)
     codes = distinct[rng.integers(0, 40, 3000)]
-    columns = CodeColumns(codes)
+    exact = CodeScan(codes)
     for query in rng.integers(0, 256, (4, 48), dtype=np.uint8):
-        rows, distances = columns.nearest(query, count, threads=threads)
+        rows, distances = exact.nearest(query, count, threads=threads)
         want_rows, want = expected(codes, query, count)
         assert np.array_equal(rows, want_rows) and np.array_equal(distances, want)
 
@@ -53,5 +55,34 @@ def test_nearest_rows_of_nothing_and_of_few():
     rows, _ = nearest_rows(np.array([5, 1, 5, 3], np.uint16), 3)
     assert rows.tolist() == [1, 3, 0, 2]  # the tie at 5 comes whole
     assert len(nearest_rows(np.empty(0, np.uint16), 3)[0]) == 0
-    assert len(CodeColumns(np.empty((0, 48), np.uint8)).nearest(np.zeros(48, np.uint8), 3)[0]) \
+    assert len(CodeScan(np.empty((0, 48), np.uint8)).nearest(np.zeros(48, np.uint8), 3)[0]) \
         == 0
+
+
+def test_a_memory_mapped_file_is_scanned_in_place(tmp_path):
+    """A view-mode index scans its codes.npy where it lies: no second copy in memory."""
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 256, (500, 48), dtype=np.uint8)
+    np.save(tmp_path / "codes.npy", codes)
+    mapped = np.load(tmp_path / "codes.npy", mmap_mode="r")
+    exact = CodeScan(mapped)
+    assert np.shares_memory(exact.codes, mapped)
+    query = rng.integers(0, 256, 48, dtype=np.uint8)
+    rows, distances = exact.nearest(query, 5)
+    want_rows, want = expected(codes, query, 5)
+    assert np.array_equal(rows, want_rows) and np.array_equal(distances, want)
+
+
+def test_scans_leave_the_interpreter_intact(monkeypatch):
+    """simsimd's `out=` argument drops a reference to None on every call, which crashes the
+    interpreter after a few thousand scans (before Python 3.12 made None immortal); a
+    thousand kernel calls here must leave None's reference count where it was."""
+    monkeypatch.setattr(scan, "BLOCK", 4)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, (4_000, 6), dtype=np.uint8)
+    query = rng.integers(0, 256, 6, dtype=np.uint8)
+    exact = CodeScan(codes)
+    before = sys.getrefcount(None)
+    distances = exact.distances(query)
+    assert sys.getrefcount(None) > before - 100  # the leak would take 1,000
+    assert np.array_equal(distances, C.hamming_distances(query, codes))
