@@ -25,9 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import simsimd
 
-BLOCK = 1 << 16  # codes per kernel call: 3 MB of 48-byte codes, 128 KB of distances
+# Codes per kernel call: at most 3 MB of 48-byte codes (128 KB of distances); smaller
+# scans use blocks down to a 1/8 of their codes, so two threads share them evenly.
+BLOCK = 1 << 16
+MIN_BLOCK = 1 << 14
 # below this many codes a second thread costs more than it saves
-PARALLEL_MIN = 1 << 18
+PARALLEL_MIN = 1 << 15
 THREADS = min(2, os.cpu_count() or 1)  # threads one search scans with (above PARALLEL_MIN)
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -54,8 +57,7 @@ class CodeScan:
         """Hamming distance from one packed code to every stored code (uint16)."""
         query = self._query(code)
         out = np.empty(self.count, np.uint16)
-        for first in range(0, self.count, BLOCK):
-            last = min(self.count, first + BLOCK)
+        for first, last in _Blocks(self.count):
             out[first:last] = self._block(query, first, last)
         return out
 
@@ -127,7 +129,8 @@ class _Blocks:
     thread asks next."""
 
     def __init__(self, count: int) -> None:
-        self._starts = iter(range(0, count, BLOCK))
+        self.size = min(BLOCK, max(MIN_BLOCK, -(-count // 8)))
+        self._starts = iter(range(0, count, self.size))
         self._count = count
         self._lock = threading.Lock()
 
@@ -137,7 +140,7 @@ class _Blocks:
     def __next__(self) -> tuple[int, int]:
         with self._lock:
             first = next(self._starts)
-        return first, min(self._count, first + BLOCK)
+        return first, min(self._count, first + self.size)
 
 
 def nearest_rows(distances: np.ndarray, count: int,
