@@ -124,7 +124,7 @@ def return_freed_memory() -> bool:
 def _c_library() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None)  # the symbols already loaded into this process, libc's too
-    except OSError:  # Windows has no such handle
+    except (OSError, TypeError):  # Windows has no such handle
         return None
 
 

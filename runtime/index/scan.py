@@ -66,7 +66,7 @@ class CodeScan:
 
     def _block(self, query: np.ndarray, first: int, last: int) -> np.ndarray:
         """Distances of rows [first, last). The kernel releases the GIL, so two threads scan
-        two halves at once. (simsimd's `out=` is not used: in 6.x it corrupts the reference
+        two blocks at once. (simsimd's `out=` is not used: in 6.x it corrupts the reference
         count of None and crashes the interpreter after a few thousand calls.)"""
         found = simsimd.cdist(query, self.codes[first:last], metric="hamming", dtype="bin8",
                               out_dtype="uint16", threads=1)
@@ -80,14 +80,15 @@ class CodeScan:
         With two threads, each takes the next unscanned block until none is left, rather
         than a fixed half: when one core is slower (an efficiency core, a busy hyper-thread
         sibling, a virtual CPU the host is short of) the other scans more, and a search
-        whose helper thread is busy with another search's blocks scans alone."""
+        whose helper thread is still busy with another search scans alone, without waiting
+        for it."""
         query = self._query(code)
         blocks = _Blocks(self.count)
         if threads > 1 and self.count >= PARALLEL_MIN:
             other = _executor().submit(self._nearest_in, query, count, blocks)
             mine = self._nearest_in(query, count, blocks)
-            rows, distances = (np.concatenate(pair) for pair in zip(other.result(), mine,
-                                                                     strict=True))
+            parts = [mine] if other.cancel() else [other.result(), mine]
+            rows, distances = (np.concatenate(pair) for pair in zip(*parts, strict=True))
         else:
             rows, distances = self._nearest_in(query, count, blocks)
         return nearest_rows(distances, count, rows)

@@ -4,6 +4,7 @@ with all their ties in row order, the same with one thread or two."""
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -86,3 +87,27 @@ def test_scans_leave_the_interpreter_intact(monkeypatch):
     distances = exact.distances(query)
     assert sys.getrefcount(None) > before - 100  # the leak would take 1,000
     assert np.array_equal(distances, C.hamming_distances(query, codes))
+
+
+def test_a_search_does_not_wait_for_a_busy_helper(monkeypatch):
+    """With both helper threads busy (other searches), a search scans every block itself
+    and returns without waiting for a helper to free up."""
+    monkeypatch.setattr(scan, "BLOCK", 64)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 100)
+    release = threading.Event()
+    timer = threading.Timer(60, release.set)  # frees the helpers even if the test fails
+    timer.start()
+    busy = [scan._executor().submit(release.wait) for _ in range(2)]
+    try:
+        rng = np.random.default_rng(5)
+        codes = rng.integers(0, 256, (3000, 48), dtype=np.uint8)
+        query = rng.integers(0, 256, 48, dtype=np.uint8)
+        rows, distances = CodeScan(codes).nearest(query, 10, threads=2)
+        assert not release.is_set()  # returned while the helpers were still blocked
+        want_rows, want = expected(codes, query, 10)
+        assert np.array_equal(rows, want_rows) and np.array_equal(distances, want)
+    finally:
+        release.set()
+        timer.cancel()
+        for future in busy:
+            future.result()
