@@ -31,7 +31,7 @@ import numpy as np
 from edgembed import codes as C
 
 from .machine import machine_info
-from .search import K, numpy_topk, recall, time_side_by_side
+from .search import K, kth_distances, numpy_topk, recall, time_side_by_side
 
 QUERIES = 100
 
@@ -65,8 +65,7 @@ def run(docs: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
         codes[start:start + rows] = C.pack_signs(
             synthetic_vectors(mean, cov, rows, seed + 10 + start))
     db64 = codes.view(np.uint64)
-    kth = np.array([np.sort(np.bitwise_count(db64 ^ q.view(np.uint64)).sum(axis=1))[K - 1]
-                    for q in queries])
+    kth = kth_distances(db64, queries)
     # Everything is built first and timed together, the methods taking turns query by
     # query (`time_side_by_side`), so the machine's slow phases fall on all of them alike.
     # FAISS's OpenMP workers spin for milliseconds after each call, slowing whatever runs
