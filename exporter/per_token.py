@@ -211,10 +211,12 @@ def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
     nodes = [new for node in graph.node for new in replacements.get(node.name, [node])]
     del graph.node[:]
     graph.node.extend(nodes)
+    graph.initializer.extend(added)
+    merged = merge_shared_readers(model)
     used = {name for node in graph.node for name in node.input}
     remaining = [init for init in graph.initializer if init.name in used]
     del graph.initializer[:]
-    graph.initializer.extend(remaining + [init for init in added if init.name in used])
+    graph.initializer.extend(remaining)
     _require_opsets(model)
     onnx.checker.check_model(model)
     return model, {
@@ -226,8 +228,83 @@ def quantize_per_token(model: onnx.ModelProto, keep: Sequence[str] = (),
         "smoothing": f"SmoothQuant alpha {SMOOTHING_ALPHA}, power-of-two factors, on "
                      "LayerNorm outputs" if factors else "none",
         "int8_matmuls": len(targets),
+        "merged_matmuls": merged,
         "kept_in_float": sorted(kept),
     }
+
+
+def merge_shared_readers(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Per-token MatMuls that read the same codes and each feed one bias Add (an encoder
+    layer's query, key and value) become one wide MatMulIntegerToFloat, one Add and a Split.
+    Changes `model` in place; returns {merged node: the nodes it replaces}.
+
+    Why: on two threads onnxruntime runs one 384×1152 int8 product faster than three
+    384×384 ones (a 22-token query: 43 vs 51 µs), and a short query pays for every
+    operator. The numbers are the same bit for bit: each output column is computed alone,
+    with its own weight scale and bias."""
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    graph_outputs = {output.name for output in graph.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def bias_add(node: onnx.NodeProto) -> tuple[onnx.NodeProto, str] | None:
+        """The Add that alone reads `node`'s output with a stored bias, and that bias."""
+        after = readers.get(node.output[0], [])
+        if len(after) != 1 or after[0].op_type != "Add" or len(after[0].input) != 2 \
+                or node.output[0] in graph_outputs:
+            return None
+        bias = [name for name in after[0].input if name != node.output[0]]
+        if len(bias) != 1 or bias[0] not in initializers \
+                or list(initializers[bias[0]].dims) != [initializers[node.input[1]].dims[1]]:
+            return None
+        return after[0], bias[0]
+
+    groups: dict[tuple[str, ...], list[tuple[onnx.NodeProto, onnx.NodeProto, str]]] = {}
+    for node in graph.node:
+        if node.op_type == "MatMulIntegerToFloat" and node.domain == _MS_DOMAIN \
+                and node.input[1] in initializers and node.input[3] in initializers \
+                and (found := bias_add(node)):
+            key = (node.input[0], node.input[2], *node.input[4:])
+            groups.setdefault(key, []).append((node, *found))
+
+    merged: dict[str, list[str]] = {}
+    replacements: dict[str, list[onnx.NodeProto]] = {}
+    removed: set[str] = set()
+    for (codes, row_scale, *zero_point), members in groups.items():
+        if len(members) < 2:
+            continue
+        matmuls = [matmul for matmul, _, _ in members]
+        prefix = f"{codes}/merged"
+        arrays = {name: np.concatenate([numpy_helper.to_array(initializers[pick(m)])
+                                        for m in members], axis=-1)
+                  for name, pick in (("int8_weight", lambda m: m[0].input[1]),
+                                     ("weight_scale", lambda m: m[0].input[3]),
+                                     ("bias", lambda m: m[2]))}
+        widths = [initializers[matmul.input[1]].dims[1] for matmul in matmuls]
+        arrays["split"] = np.array(widths, np.int64)
+        for name, array in arrays.items():
+            graph.initializer.append(numpy_helper.from_array(array, f"{prefix}/{name}"))
+        replacements[matmuls[0].output[0]] = [  # where the first product was: before readers
+            helper.make_node("MatMulIntegerToFloat",
+                             [codes, f"{prefix}/int8_weight", row_scale,
+                              f"{prefix}/weight_scale", *zero_point],
+                             [f"{prefix}/product"], name=prefix, domain=_MS_DOMAIN),
+            helper.make_node("Add", [f"{prefix}/product", f"{prefix}/bias"], [f"{prefix}/sum"],
+                             name=f"{prefix}/Bias"),
+            helper.make_node("Split", [f"{prefix}/sum", f"{prefix}/split"],
+                             [add.output[0] for _, add, _ in members], axis=-1,
+                             name=f"{prefix}/Split")]
+        removed |= {node.output[0] for member in members for node in member[:2]}
+        merged[prefix] = [matmul.name.removesuffix("/Int8") for matmul in matmuls]
+    if merged:  # nodes are told apart by their first output: names may be empty
+        nodes = [new for node in graph.node for new in replacements.get(
+            node.output[0], [] if node.output[0] in removed else [node])]
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return merged
 
 
 def _require_opsets(model: onnx.ModelProto) -> None:

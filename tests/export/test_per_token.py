@@ -188,3 +188,51 @@ def test_one_tensor_of_zero_points_per_scale_shape():
     session = create_session(quantized.SerializeToString(), threads=1)
     head = session.run(["head"], {"x": _inputs(), "pooled": pooled})[0]
     np.testing.assert_allclose(head, simulate(pooled, np.eye(HIDDEN)), rtol=1e-4, atol=1e-4)
+
+
+def _biased_readers_model(expose_products: bool) -> onnx.ModelProto:
+    """LayerNorm → three MatMul + bias readers of its output, as an attention's query, key
+    and value; with `expose_products` the raw products are graph outputs too, which keeps
+    each MatMul on its own (its output is needed as it is)."""
+    rng = np.random.default_rng(4)
+    names = ("query", "key", "value")
+    nodes = [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["ln"], axis=-1)]
+    initializers = [numpy_helper.from_array(np.ones(HIDDEN, np.float32), "gamma"),
+                    numpy_helper.from_array(np.zeros(HIDDEN, np.float32), "beta")]
+    for index, name in enumerate(names):
+        width = HIDDEN + 8 * index  # unequal widths: the Split must cut at the right places
+        nodes += [helper.make_node("MatMul", ["ln", f"w_{name}"], [f"{name}_product"],
+                                   name=f"{name}/MatMul"),
+                  helper.make_node("Add", [f"b_{name}", f"{name}_product"], [name])]
+        initializers += [
+            numpy_helper.from_array((rng.standard_normal((HIDDEN, width)) * 0.1)
+                                    .astype(np.float32), f"w_{name}"),
+            numpy_helper.from_array(rng.standard_normal(width).astype(np.float32), f"b_{name}")]
+    outputs = list(names) + ([f"{name}_product" for name in names] if expose_products else [])
+    graph = helper.make_graph(
+        nodes, "readers",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", HIDDEN])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["b", "s", "width"])
+         for name in outputs],
+        initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_readers_of_one_input_merge_into_one_product_with_the_same_numbers():
+    merged, described = quantize_per_token(_biased_readers_model(expose_products=False))
+    separate, separate_described = quantize_per_token(_biased_readers_model(expose_products=True))
+    kinds = [node.op_type for node in merged.graph.node]
+    assert kinds.count("MatMulIntegerToFloat") == 1 and kinds.count("Split") == 1
+    assert kinds.count("Add") == 1
+    assert described["int8_matmuls"] == 3
+    assert list(described["merged_matmuls"].values()) == [
+        ["query/MatMul", "key/MatMul", "value/MatMul"]]
+    assert [node.op_type for node in separate.graph.node].count("MatMulIntegerToFloat") == 3
+    assert separate_described["merged_matmuls"] == {}
+    x = _inputs(rows=11)
+    names = ["query", "key", "value"]
+    got = create_session(merged.SerializeToString(), threads=2).run(names, {"x": x})
+    expected = create_session(separate.SerializeToString(), threads=2).run(names, {"x": x})
+    for name, a, b in zip(names, got, expected, strict=True):
+        assert a.shape == b.shape == (2, 11, HIDDEN + 8 * names.index(name))
+        np.testing.assert_array_equal(a, b, err_msg=cpu_note())
