@@ -38,7 +38,7 @@ test: venv system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-# the same without the tests marked slow (torch exports and the torch reference): about 4
+# the same without the tests marked slow (torch exports and the torch reference): about 5
 # minutes on 2 cores (docs/testing.md)
 test-fast: venv
 	$(VENV)/bin/ruff check .
