@@ -250,30 +250,35 @@ def merge_shared_readers(model: onnx.ModelProto) -> dict[str, list[str]]:
         for name in node.input:
             readers.setdefault(name, []).append(node)
 
+    def per_column(name: str, width: int) -> bool:
+        return name in initializers and list(initializers[name].dims) == [width]
+
     def bias_add(node: onnx.NodeProto) -> tuple[onnx.NodeProto, str] | None:
-        """The Add that alone reads `node`'s output with a stored bias, and that bias."""
+        """For a product as quantize_per_token writes it (codes, stored 2-D int8 weight, row
+        scale, per-column weight scale, zero point), the Add that alone reads its output
+        with a stored per-column bias, and that bias."""
+        if node.op_type != "MatMulIntegerToFloat" or node.domain != _MS_DOMAIN \
+                or len(node.input) != 5 or len(node.output) != 1 \
+                or node.input[1] not in initializers or len(initializers[node.input[1]].dims) != 2:
+            return None
+        width = initializers[node.input[1]].dims[1]
         after = readers.get(node.output[0], [])
-        if len(after) != 1 or after[0].op_type != "Add" or len(after[0].input) != 2 \
-                or node.output[0] in graph_outputs:
+        if not per_column(node.input[3], width) or node.output[0] in graph_outputs \
+                or len(after) != 1 or after[0].op_type != "Add" or len(after[0].input) != 2:
             return None
         bias = [name for name in after[0].input if name != node.output[0]]
-        if len(bias) != 1 or bias[0] not in initializers \
-                or list(initializers[bias[0]].dims) != [initializers[node.input[1]].dims[1]]:
-            return None
-        return after[0], bias[0]
+        return (after[0], bias[0]) if len(bias) == 1 and per_column(bias[0], width) else None
 
     groups: dict[tuple[str, ...], list[tuple[onnx.NodeProto, onnx.NodeProto, str]]] = {}
     for node in graph.node:
-        if node.op_type == "MatMulIntegerToFloat" and node.domain == _MS_DOMAIN \
-                and node.input[1] in initializers and node.input[3] in initializers \
-                and (found := bias_add(node)):
-            key = (node.input[0], node.input[2], *node.input[4:])
+        if found := bias_add(node):
+            key = (node.input[0], node.input[2], node.input[4])
             groups.setdefault(key, []).append((node, *found))
 
     merged: dict[str, list[str]] = {}
     replacements: dict[str, list[onnx.NodeProto]] = {}
     removed: set[str] = set()
-    for (codes, row_scale, *zero_point), members in groups.items():
+    for (codes, row_scale, zero_point), members in groups.items():
         if len(members) < 2:
             continue
         matmuls = [matmul for matmul, _, _ in members]
@@ -290,7 +295,7 @@ def merge_shared_readers(model: onnx.ModelProto) -> dict[str, list[str]]:
         replacements[matmuls[0].output[0]] = [  # where the first product was: before readers
             helper.make_node("MatMulIntegerToFloat",
                              [codes, f"{prefix}/int8_weight", row_scale,
-                              f"{prefix}/weight_scale", *zero_point],
+                              f"{prefix}/weight_scale", zero_point],
                              [f"{prefix}/product"], name=prefix, domain=_MS_DOMAIN),
             helper.make_node("Add", [f"{prefix}/product", f"{prefix}/bias"], [f"{prefix}/sum"],
                              name=f"{prefix}/Bias"),
@@ -299,9 +304,11 @@ def merge_shared_readers(model: onnx.ModelProto) -> dict[str, list[str]]:
                              name=f"{prefix}/Split")]
         removed |= {node.output[0] for member in members for node in member[:2]}
         merged[prefix] = [matmul.name.removesuffix("/Int8") for matmul in matmuls]
-    if merged:  # nodes are told apart by their first output: names may be empty
-        nodes = [new for node in graph.node for new in replacements.get(
-            node.output[0], [] if node.output[0] in removed else [node])]
+    if merged:
+        nodes = []
+        for node in graph.node:  # told apart by their first output: names may be empty
+            first = node.output[0] if node.output else ""
+            nodes += replacements.get(first, [] if first in removed else [node])
         del graph.node[:]
         graph.node.extend(nodes)
     return merged
