@@ -140,8 +140,7 @@ def exact_at(codes: np.ndarray, queries: np.ndarray, threads: int, efs: list[int
              hnsw_max: int) -> dict:
     """Every exact method on the same codes and queries, checked against numpy."""
     db64 = codes.view(np.uint64)
-    truth = [numpy_topk(db64, q)[1] for q in queries]
-    kth = np.array([t[-1] for t in truth])
+    kth = kth_distances(db64, queries)
 
     # Built first, timed together. Order within a turn: FAISS's OpenMP workers spin for
     # milliseconds after each call, slowing whatever runs next on the other core, so
