@@ -31,45 +31,35 @@ import numpy as np
 from edgembed import codes as C
 
 from .machine import machine_info
-from .search import K, kth_distances, numpy_topk, recall, time_side_by_side
+from .search import (
+    K,
+    faiss_flat_searches,
+    gaussian_draws,
+    kth_distances,
+    numpy_topk,
+    recall,
+    synthetic_codes,
+    time_side_by_side,
+    usearch_exact_searches,
+)
 
 QUERIES = 100
 
 
-def synthetic_vectors(mean: np.ndarray, cov: np.ndarray, n: int, seed: int,
-                      chunk: int = 100_000) -> np.ndarray:
-    """n float32 draws from N(mean, cov), made in chunks."""
-    rng = np.random.default_rng(seed)
-    factor = np.linalg.cholesky(cov + 1e-6 * np.eye(len(mean))).astype(np.float32)
-    out = np.empty((n, len(mean)), np.float32)
-    for start in range(0, n, chunk):
-        rows = min(chunk, n - start)
-        out[start:start + rows] = rng.standard_normal((rows, len(mean)),
-                                                      dtype=np.float32) @ factor.T + mean
-    return out
-
-
 def run(docs: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
-    import faiss
-    from usearch.index import Index as UsearchIndex
     from usearch.index import MetricKind, search
 
     from edgembed import Encoder, Index
 
     mean, cov = docs.mean(axis=0), np.cov(docs, rowvar=False)
-    query_vectors = synthetic_vectors(mean, cov, QUERIES, seed + 1)
+    query_vectors = next(gaussian_draws(mean, cov, QUERIES, seed + 1))
     queries = C.pack_signs(query_vectors)
-    codes = np.empty((n, C.code_bytes(docs.shape[1])), np.uint8)
-    for start in range(0, n, 100_000):  # codes only: the float vectors are not kept
-        rows = min(100_000, n - start)
-        codes[start:start + rows] = C.pack_signs(
-            synthetic_vectors(mean, cov, rows, seed + 10 + start))
+    codes = synthetic_codes(mean, cov, n, seed + 10)
     db64 = codes.view(np.uint64)
     kth = kth_distances(db64, queries)
     # Everything is built first and timed together, the methods taking turns query by
-    # query (`time_side_by_side`), so the machine's slow phases fall on all of them alike.
-    # FAISS's OpenMP workers spin for milliseconds after each call, slowing whatever runs
-    # next on the other core: numpy (one thread, the slowest) follows them, not the scan.
+    # query (`time_side_by_side`), so the machine's slow phases fall on all of them alike;
+    # numpy runs last in each turn (see `faiss_flat_searches`).
     with tempfile.TemporaryDirectory(prefix="edgembed-hamming-") as tmp:
         encoder = Encoder.load(threads=1)
         index = Index.create(Path(tmp) / "index", encoder)
@@ -77,26 +67,19 @@ def run(docs: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
         for start in range(0, n, 100_000):
             part = codes[start:start + 100_000]
             index.add_codes(part, zeros[:len(part)], ids=list(range(start, start + len(part))))
-        usearch = UsearchIndex(ndim=codes.shape[1] * 8, metric="hamming", dtype="b1",
-                               connectivity=2, expansion_add=1)
-        usearch.add(np.arange(n), codes)
-        flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-        flat.add(codes)
+        usearch, usearch_searches, _ = usearch_exact_searches(codes, [1, 2])
+        faiss_searches, _ = faiss_flat_searches(codes, [1, 2])
+        by_code: dict[str, Callable[[np.ndarray], Any]] = {
+            **usearch_searches,
+            "usearch.index.search exact=True on the codes matrix (2 threads)":
+                lambda q: np.atleast_2d(search(codes, q[None], K, MetricKind.Hamming,
+                                               exact=True, threads=2).keys)[0],
+            **faiss_searches,
+            "numpy (XOR, popcount, sum, partition; 1 thread)": lambda q: numpy_topk(db64, q)[0]}
         searches: dict[str, Callable[[int], Any]] = {  # each answers query number i
             "edgembed Index.hamming_neighbours (exact scan)":
-                lambda i: index.hamming_neighbours(query_vectors[i], K)[0][:K].astype(np.int64)}
-        for threads in (1, 2):
-            searches[f"usearch Index.search exact ({threads} thread{'s' * (threads > 1)})"] = \
-                lambda i, t=threads: usearch.search(queries[i], K, exact=True, threads=t).keys
-        searches["usearch.index.search exact=True on the codes matrix (2 threads)"] = \
-            lambda i: np.atleast_2d(search(codes, queries[i:i + 1], K, MetricKind.Hamming,
-                                           exact=True, threads=2).keys)[0]
-        for threads in (1, 2):
-            searches[f"faiss IndexBinaryFlat ({threads} thread{'s' * (threads > 1)})"] = \
-                lambda i, t=threads: (faiss.omp_set_num_threads(t),
-                                      flat.search(queries[i:i + 1], K)[1][0])[1]
-        searches["numpy (XOR, popcount, sum, partition; 1 thread)"] = \
-            lambda i: numpy_topk(db64, queries[i])[0]
+                lambda i: index.hamming_neighbours(query_vectors[i], K)[0][:K].astype(np.int64),
+            **{name: (lambda i, s=method: s(queries[i])) for name, method in by_code.items()}}
         methods: dict[str, dict[str, Any]] = {}
         for name, (ms, results) in time_side_by_side(searches, np.arange(QUERIES)).items():
             methods[name] = {"ms_per_query": round(ms, 3),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +23,20 @@ from edgembed.index import scan
 K = 10
 
 
-def synthetic_codes(mean: np.ndarray, cov: np.ndarray, n: int, seed: int,
-                    chunk: int = 100_000) -> np.ndarray:
-    """Sign codes of n draws from N(mean, cov), made in chunks to bound memory."""
+def gaussian_draws(mean: np.ndarray, cov: np.ndarray, n: int, seed: int,
+                   chunk: int = 100_000) -> Iterator[np.ndarray]:
+    """n float32 draws from N(mean, cov), `chunk` rows at a time: a million rows of 384
+    floats would take 1.5 GB at once, their sign codes 48 MB."""
     rng = np.random.default_rng(seed)
     factor = np.linalg.cholesky(cov + 1e-6 * np.eye(len(mean))).astype(np.float32)
-    out = np.empty((n, (len(mean) + 7) // 8), dtype=np.uint8)
     for start in range(0, n, chunk):
         rows = min(chunk, n - start)
-        z = rng.standard_normal((rows, len(mean)), dtype=np.float32)
-        out[start:start + rows] = pack_signs(z @ factor.T + mean)
-    return out
+        yield rng.standard_normal((rows, len(mean)), dtype=np.float32) @ factor.T + mean
+
+
+def synthetic_codes(mean: np.ndarray, cov: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sign codes of n draws from N(mean, cov)."""
+    return np.concatenate([pack_signs(draws) for draws in gaussian_draws(mean, cov, n, seed)])
 
 
 def bit_statistics(codes: np.ndarray, sample: int = 5000) -> dict:
@@ -136,15 +139,43 @@ def _threads(count: int) -> str:
     return f"{count} thread{'s' if count > 1 else ''}"
 
 
+def usearch_exact_searches(codes: np.ndarray, pools: Sequence[int]):
+    """usearch's exact search on an index holding `codes`, one search per thread count
+    (each taking one packed query); returns the index too, with its size and build time."""
+    index, build = usearch_index(codes, max(pools), graph=False)
+    meta = {"bytes_per_vector": round(index.memory_usage / len(codes), 1),
+            "build_s": round(build, 3)}
+    searches = {f"usearch exact ({_threads(pool)})":
+                (lambda q, p=pool: index.search(q, K, exact=True, threads=p).keys)
+                for pool in pools}
+    return index, searches, {name: meta for name in searches}
+
+
+def faiss_flat_searches(codes: np.ndarray, pools: Sequence[int]
+                        ) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], dict[str, dict]]:
+    """FAISS `IndexBinaryFlat` over `codes`, one search per thread count, with its size and
+    build time. Raises ImportError without faiss. FAISS's OpenMP workers spin for
+    milliseconds after each call, slowing whatever runs next on the other core: time numpy
+    (one thread, the slowest) after these, not a scan."""
+    import faiss
+
+    start = time.perf_counter()
+    flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+    flat.add(codes)
+    meta = {"bytes_per_vector": flat.code_size, "build_s": round(time.perf_counter() - start, 3)}
+    searches = {f"faiss IndexBinaryFlat ({_threads(pool)})":
+                (lambda q, p=pool: (faiss.omp_set_num_threads(p), flat.search(q[None], K)[1][0])[1])
+                for pool in pools}
+    return searches, {name: meta for name in searches}
+
+
 def exact_at(codes: np.ndarray, queries: np.ndarray, threads: int, efs: list[int],
              hnsw_max: int) -> dict:
     """Every exact method on the same codes and queries, checked against numpy."""
     db64 = codes.view(np.uint64)
     kth = kth_distances(db64, queries)
 
-    # Built first, timed together. Order within a turn: FAISS's OpenMP workers spin for
-    # milliseconds after each call, slowing whatever runs next on the other core, so
-    # numpy (one thread, the slowest) follows them, not the scan.
+    # Built first, timed together; numpy runs last in each turn (see `faiss_flat_searches`).
     searches: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     meta: dict[str, dict] = {}
     start = time.perf_counter()
@@ -152,27 +183,18 @@ def exact_at(codes: np.ndarray, queries: np.ndarray, threads: int, efs: list[int
     searches["edgembed exact scan"] = lambda q: exact.nearest(q, K, threads=scan.THREADS)[0][:K]
     meta["edgembed exact scan"] = {"threads": scan.THREADS, "bytes_per_vector": codes.shape[1],
                                    "build_s": round(time.perf_counter() - start, 3)}
-    index, build = usearch_index(codes, threads, graph=False)
-    for pool in sorted({1, threads}):
-        name = f"usearch exact ({_threads(pool)})"
-        searches[name] = lambda q, p=pool: index.search(q, K, exact=True, threads=p).keys
-        meta[name] = {"bytes_per_vector": round(index.memory_usage / len(codes), 1),
-                      "build_s": round(build, 3)}
+    pools = sorted({1, threads})
+    index, usearch_searches, usearch_meta = usearch_exact_searches(codes, pools)
+    searches.update(usearch_searches)
+    meta.update(usearch_meta)
     skipped: dict[str, dict] = {}
     try:
-        import faiss
+        faiss_searches, faiss_meta = faiss_flat_searches(codes, pools)
     except ImportError:
         skipped["faiss IndexBinaryFlat"] = {"skipped": "faiss is not installed"}
     else:
-        start = time.perf_counter()
-        flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-        flat.add(codes)
-        build = time.perf_counter() - start
-        for pool in sorted({1, threads}):
-            name = f"faiss IndexBinaryFlat ({_threads(pool)})"
-            searches[name] = lambda q, p=pool: (faiss.omp_set_num_threads(p),
-                                                flat.search(q[None], K)[1][0])[1]
-            meta[name] = {"bytes_per_vector": flat.code_size, "build_s": round(build, 3)}
+        searches.update(faiss_searches)
+        meta.update(faiss_meta)
     searches["numpy"] = lambda q: numpy_topk(db64, q)[0]
     meta["numpy"] = {"bytes_per_vector": codes.shape[1], "build_s": 0.0}
 
