@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +140,8 @@ def _threads(count: int) -> str:
     return f"{count} thread{'s' if count > 1 else ''}"
 
 
-def usearch_exact_searches(codes: np.ndarray, pools: Sequence[int]):
+def usearch_exact_searches(codes: np.ndarray, pools: Sequence[int]) -> tuple[
+        Any, dict[str, Callable[[np.ndarray], np.ndarray]], dict[str, dict]]:
     """usearch's exact search on an index holding `codes`, one search per thread count
     (each taking one packed query); returns the index too, with its size and build time."""
     index, build = usearch_index(codes, max(pools), graph=False)
