@@ -1,6 +1,7 @@
 """Graph optimisation before quantization: at level 0 the exported graph with its reshape
-targets made constant (`simplify`), at levels 1-2 onnxruntime's transformer fusions
-(attention, skip-layernorm, gelu).
+targets made constant (`simplify`) and its attention scale moved into the query weights
+(`attention_scale`), at levels 1-2 onnxruntime's transformer fusions (attention,
+skip-layernorm, gelu).
 
 Fused operators matter twice: they are faster in float, and the fused Attention becomes
 QAttention under int8 quantization instead of a dozen separately quantized MatMuls."""
@@ -13,10 +14,12 @@ import onnx
 
 from edgembed.errors import ExportError
 
+from .attention_scale import fold_attention_scales
 from .simplify import simplify_shapes
 from .source import SourceModel
 
-# 0: the graph as exported, its provable reshape targets made constant (`simplify`);
+# 0: the graph as exported, its provable reshape targets made constant (`simplify`) and
+# its attention scale folded into the query projection (`attention_scale`);
 # 1: transformer fusions (Attention, SkipLayerNormalization, BiasGelu,
 # EmbedLayerNormalization); 2: fusions plus onnxruntime's extended graph rewrites.
 LEVELS = (0, 1, 2)
@@ -29,7 +32,9 @@ def optimize(model: onnx.ModelProto, source: SourceModel, level: int = 1) -> tup
         raise ExportError(f"optimize level must be one of {LEVELS}, got {level!r}")
     if level == 0:
         model, constant = simplify_shapes(model)
-        return model, {"level": 0, "constant_shapes": constant}
+        model, folded = fold_attention_scales(model)
+        return model, {"level": 0, "constant_shapes": constant,
+                       "attention_scales_folded": folded}
     from onnxruntime.transformers.optimizer import optimize_model
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)

@@ -24,10 +24,11 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 BACKENDS = ("onnxruntime", "openvino")
 # onnxruntime would try to start that many threads; more than this is a mistake, not a plan.
 MAX_THREADS = 1024
-# Packages hold the attention scale as a constant (`edgembed.export.simplify`). This fusion
-# would move it into the attention MatMul: two Muls fewer per layer, but rounded differently
-# from the graph the exporter validated, which flips per-token int8 codes and moves the
-# vectors away from the package's quality card.
+# Where the exporter could not fold the attention scale into the query weights
+# (`edgembed.export.attention_scale`), packages hold it as a constant (`simplify`). This
+# fusion would move it into the attention MatMul: rounded differently from the graph the
+# exporter validated, which flips per-token int8 codes and moves the vectors away from the
+# package's quality card.
 DISABLED_OPTIMIZERS = ("MatMulScaleFusion",)
 
 

@@ -220,6 +220,10 @@ def test_fp32_package_matches_torch(family, tiny, fp32_packages):
     assert manifest.max_seq_length == EXPECTED_MAX_LENGTH[family]
     # the runtime pads with the model's own pad token (RoBERTa-style position ids skip it)
     assert encoder.pad_id == encoder.tokenizer.token_to_id(_named(FAMILIES[family][1], "pad"))
+    # every layer's attention scale moved into its query weights, except behind ModernBERT's
+    # rotary embedding (tiny models: 2 layers)
+    assert manifest.optimization["attention_scales_folded"] == (0 if family == "modernbert"
+                                                                else 2)
     inputs = {node.name for node in encoder.session.get_inputs()}
     assert inputs == ({"input_ids", "attention_mask", "token_type_ids"}
                       if model_type(family) == "bert"
