@@ -185,7 +185,7 @@ class _Graph:
         bias = self.value(add.input[position])
         scale = np.float32(factor)
         for node, index, array in ((matmul, 1, weight * scale), (add, position, bias * scale)):
-            name = f"{node.input[index]}/attention_scaled"
+            name = f"{node.output[0]}/attention_scaled"  # outputs are unique, inputs shared
             self.graph.initializer.append(numpy_helper.from_array(array.astype(np.float32), name))
             node.input[index] = name
 

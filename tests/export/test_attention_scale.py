@@ -116,6 +116,40 @@ def test_a_shared_bias_is_copied_not_changed():
         next(init for init in model.graph.initializer if init.name == "b_q")))
 
 
+def _twice(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Two attention blocks on the same input, sharing every stored tensor (exporters
+    share equal tensors between layers), with outputs y and y_2."""
+    stored = {init.name for init in model.graph.initializer} | {"given"}
+    graph = model.graph
+    copies = []
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.input[:] = [name if name in stored else f"{name}_2" for name in node.input]
+        copy.output[:] = [f"{name}_2" for name in node.output]
+        copies.append(copy)
+    graph.node.extend(copies)
+    graph.output.append(helper.make_tensor_value_info("y_2", TensorProto.FLOAT, None))
+    return model
+
+
+def test_blocks_sharing_their_weights_get_their_own_scaled_copies():
+    model = _twice(_attention("query_and_key"))
+    folded, count = fold_attention_scales(model)
+    assert count == 2
+    names = [init.name for init in folded.graph.initializer]
+    assert len(names) == len(set(names))
+    x = np.random.default_rng(3).standard_normal((2, 4, HIDDEN)).astype(np.float32)
+    for output in ("y", "y_2"):
+        session = ort.InferenceSession(folded.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        reference = ort.InferenceSession(model.SerializeToString(),
+                                         providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run([output], {"given": x})[0],
+                                   reference.run([output], {"given": x})[0],
+                                   rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("case", ["factor_from_input", "query_also_output", "no_query_bias"])
 def test_what_is_not_proven_stays(case):
     """A factor the graph receives, queries read elsewhere, a projection without its bias
