@@ -21,7 +21,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .simplify import remove_dead_nodes
+from .simplify import constant_node_value, remove_dead_nodes
 
 # ops that move the query's values without changing them: a per-column factor passes through
 _LAYOUT_OPS = ("Reshape", "Transpose")
@@ -95,7 +95,7 @@ class _Graph:
             return numpy_helper.to_array(self.initializers[name])
         node = self.producers[name]
         if node.op_type == "Constant":
-            return _constant_node_value(node)
+            return constant_node_value(node)
         inputs = {given: self.value(given) for given in node.input if given}
         if any(value is None for value in inputs.values()):
             return None
@@ -195,13 +195,6 @@ class _Graph:
             scores.output[0] = plan.after.output[0]
         for node in plan.removed:
             self.graph.node.remove(node)
-
-
-def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
-    attribute = node.attribute[0] if len(node.attribute) == 1 else None
-    if attribute is None or attribute.name != "value":
-        return None
-    return numpy_helper.to_array(attribute.t)
 
 
 def _single_node_model(node: onnx.NodeProto, inputs: dict[str, np.ndarray],

@@ -77,9 +77,17 @@ def inferred_dims(model: onnx.ModelProto,
 def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        if (value := constant_node_value(node)) is not None:
+            values[node.output[0]] = value
     return values
+
+
+def constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """The tensor a Constant node holds as `value` (other forms, such as value_float, are
+    not read: None)."""
+    if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+        return numpy_helper.to_array(node.attribute[0].t)
+    return None
 
 
 def _fold_static_picks(graph: onnx.GraphProto, dims: dict[str, list[Dim]],
