@@ -398,6 +398,9 @@ def run(settings: Settings) -> dict:
         profile["long"] = profiling.profile_package(package, texts["long"], settings.threads)
     cpu = machine.cpu_info()
     peak = machine.peak_macs(cpu, min(settings.threads, cpu["cores"] or 1))
+    measured = profiling.int8_gemm_rate(settings.threads)
+    if measured is not None:
+        peak["measured_int8_gemm"] = measured
     for row in encoders.values():
         add_compute(row, tokens, texts, profile, peak)
 

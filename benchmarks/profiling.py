@@ -162,3 +162,38 @@ def _best_rate(encoder, texts: list[str], batch: int) -> float:
         encoder.encode(texts, batch_size=batch)
         best = max(best, len(texts) / (time.perf_counter() - start))
     return round(best, 1)
+
+
+def int8_gemm_rate(threads: int, size: int = 1024, repeats: int = 10) -> dict | None:
+    """Multiply-accumulates per second of onnxruntime's u8×s8 `MatMulInteger` on one
+    size × size × size product with a stored weight, best of `repeats`: what the int8
+    kernels reach on this CPU when nothing else bounds them, next to the flag-based peak
+    estimate (a CPU with AMX can beat its vector units' peak). None without the `onnx`
+    package, which builds the one-node graph."""
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    weight = rng.integers(-127, 128, size=(size, size), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "int8_gemm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [size, size])],
+        [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    feed = {"a": rng.integers(0, 256, size=(size, size), dtype=np.uint8)}
+    session.run(None, feed)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feed)
+        best = min(best, time.perf_counter() - start)
+    return {"threads": threads, "shape": [size, size, size],
+            "macs_per_s": round(size ** 3 / best, -6)}

@@ -250,6 +250,12 @@ def profile_lines(result: dict) -> list[str]:
     lines.append(f"- Peak estimate: {peak['how']}; {peak['ghz']} GHz × {peak['cores']} cores → "
                  f"{peak['int8_macs_per_s'] / 1e9:.0f} G int8 MAC/s, "
                  f"{peak['fp32_macs_per_s'] / 1e9:.0f} G fp32 MAC/s.")
+    measured = peak.get("measured_int8_gemm")
+    if measured:
+        size = measured["shape"][0]
+        lines.append(f"- Measured: onnxruntime's `MatMulInteger` (u8×s8, stored weight) on one "
+                     f"{size}×{size}×{size} product, {measured['threads']} threads, best of "
+                     f"10: {measured['macs_per_s'] / 1e9:.0f} G int8 MAC/s.")
     return lines
 
 

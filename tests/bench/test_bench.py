@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from beir_sample import copies_as_queries, write_beir
 
-from edgembed.bench import harness, machine, schema, systems, worker
+from edgembed.bench import harness, machine, profiling, schema, systems, worker
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +185,17 @@ def test_peak_estimate_follows_the_flags():
     assert avx2["fp32_macs_per_s"] == pytest.approx(2 * 2e9 * 2 * 8)
     vnni = machine.peak_macs({"flags": ["avx512f", "avx512_vnni"], "mhz": 2000.0}, cores=2)
     assert vnni["int8_macs_per_s"] == 2 * avx2["int8_macs_per_s"]
+    # AMX's tile unit, which onnxruntime's int8 GEMMs use where present: 1,024 MACs a cycle
+    amx = machine.peak_macs({"flags": ["avx512f", "avx512_vnni", "amx_int8"], "mhz": 2000.0},
+                            cores=2)
+    assert amx["int8_macs_per_s"] == pytest.approx(2 * 2e9 * 1024)
+    assert amx["fp32_macs_per_s"] == vnni["fp32_macs_per_s"]
+
+
+def test_measured_int8_gemm_rate_is_recorded_with_its_shape():
+    rate = profiling.int8_gemm_rate(threads=1, size=64, repeats=2)
+    assert rate["threads"] == 1 and rate["shape"] == [64, 64, 64]
+    assert rate["macs_per_s"] > 0
 
 
 def test_quick_bench_from_a_slim_install(tmp_path):
