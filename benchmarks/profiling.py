@@ -195,5 +195,5 @@ def int8_gemm_rate(threads: int, size: int = 1024, repeats: int = 10) -> dict | 
         start = time.perf_counter()
         session.run(None, feed)
         best = min(best, time.perf_counter() - start)
-    return {"threads": threads, "shape": [size, size, size],
+    return {"threads": threads, "shape": [size, size, size], "repeats": repeats,
             "macs_per_s": round(size ** 3 / best, -6)}

@@ -194,7 +194,7 @@ def test_peak_estimate_follows_the_flags():
 
 def test_measured_int8_gemm_rate_is_recorded_with_its_shape():
     rate = profiling.int8_gemm_rate(threads=1, size=64, repeats=2)
-    assert rate["threads"] == 1 and rate["shape"] == [64, 64, 64]
+    assert rate["threads"] == 1 and rate["shape"] == [64, 64, 64] and rate["repeats"] == 2
     assert rate["macs_per_s"] > 0
 
 
