@@ -174,7 +174,7 @@ def int8_gemm_rate(threads: int, size: int = 1024, repeats: int = 10) -> dict | 
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return None
-    import onnxruntime as ort
+    from edgembed.session import create_session
 
     rng = np.random.default_rng(0)
     weight = rng.integers(-127, 128, size=(size, size), dtype=np.int8)
@@ -184,10 +184,7 @@ def int8_gemm_rate(threads: int, size: int = 1024, repeats: int = 10) -> dict | 
         [helper.make_tensor_value_info("y", TensorProto.INT32, [size, size])],
         [numpy_helper.from_array(weight, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = create_session(model.SerializeToString(), threads=threads)
     feed = {"a": rng.integers(0, 256, size=(size, size), dtype=np.uint8)}
     session.run(None, feed)
     best = float("inf")
