@@ -3,10 +3,10 @@
 Exported encoders scale their attention scores at every forward pass: BERT-style graphs
 multiply the queries and the keys by head_size^-1/4 each (two Muls per layer), MPNet divides
 the scores by sqrt(head size) (one Div). Multiplying the query projection's weight columns
-and bias by the same factor at export gives the same scores with those operators gone, and
-a single short query is bound by the number of operators it runs through (on MiniLM, 12 of
-311 operators per forward pass). The numbers change only by float rounding: the factor
-multiplies the weights once instead of the activations at every pass.
+and bias by the same factor at export gives the same scores with those operators gone (on
+MiniLM, 12 of 311 operators per forward pass, each one more dispatch for a short query).
+The numbers change only by float rounding: the factor multiplies the weights once instead of
+the activations at every pass.
 
 Only what is proven is folded: a factor is a scalar constant (or computed from constants,
 such as Sqrt(Cast(head size))); the scaled tensors feed nothing but the scores; and the

@@ -21,8 +21,8 @@ Each quantized input becomes, once for all the MatMuls that read it:
     [Mul 1/m] → Abs → ReduceMax(last axis) → Mul 1/127                  = scale [..., 1]
     QuantizeLinear(x, scale, 128, block_size=channels)                   = uint8 codes
 (int8 codes shifted by 128: onnxruntime's u8·s8 kernels are its fast ones; the tensor of
-128s QuantizeLinear wants, shaped like the scale, is built once per scale shape: a short
-query is bound by the number of operators), and each MatMul
+128s QuantizeLinear wants, shaped like the scale, is built once per scale shape: one
+operator per input fewer), and each MatMul
     MatMulIntegerToFloat(codes, int8 W, scale, weight scales, 128)       = float output
 whose per-row activation scale onnxruntime applies inside the kernel. The bias Add stays
 where it was, so onnxruntime's own fusions (bias + GELU) still apply. A row of zeros gets

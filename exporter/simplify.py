@@ -2,9 +2,9 @@
 
 The exported attention computes its reshape targets at run time (Shape → Gather →
 Unsqueeze → Concat, for every query, key, value and output) and its 1/sqrt(head size) from
-Shape → Slice → Cast → Sqrt. Each of these is a tiny operator, and a single short query is
-bound by the number of operators onnxruntime dispatches, not by arithmetic. Where shape
-inference proves the answer, it becomes a constant:
+Shape → Slice → Cast → Sqrt. Each of these is a tiny operator that costs a short query a
+dispatch (about a microsecond in onnxruntime) for no arithmetic. Where shape inference
+proves the answer, it becomes a constant:
 - a reshape target becomes a constant whose 0 entries copy the input's dimension at the
   same position (both are the same symbolic dimension, the batch say); one entry left
   unproven becomes -1, which the element count determines;
