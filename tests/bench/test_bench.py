@@ -236,9 +236,9 @@ def test_worker_runs_the_pass_size_it_is_given(monkeypatch, sentences):
     shapes: list[tuple[int, int]] = []
     run = encoder_module.Encoder._run
 
-    def counted(self, ids):
+    def counted(self, ids, session):
         shapes.append((len(ids), max(map(len, ids))))
-        return run(self, ids)
+        return run(self, ids, session)
 
     monkeypatch.setattr(encoder_module.Encoder, "_run", counted)
     system = systems.System("edgembed default", "edgembed", str(harness.default_package_path()),
