@@ -392,6 +392,13 @@ def run(settings: Settings) -> dict:
     profile["short"]["sweep"] = profiling.settings_sweep(package, texts["short"], settings.threads)
     profile["short"]["sessions"] = profiling.session_sweep(package, texts["short"],
                                                            settings.threads)
+    if settings.threads > 1:
+        graphs = {chosen[0].graph: package}
+        for system in chosen:
+            if system.kind == "edgembed" and system.graph == "fp32":
+                graphs.setdefault("fp32", system.path)
+        profile["short"]["passes"] = profiling.passes_sweep(graphs, texts["short"],
+                                                            texts["long"], settings.threads)
     profile["single"] = profiling.profile_package(package, texts["queries"][:20],
                                                   settings.threads, batch_size=1)
     if texts["long"]:

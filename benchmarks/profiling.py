@@ -129,6 +129,30 @@ def settings_sweep(package: str | Path, texts: list[str], threads: int) -> list[
     return rows
 
 
+def passes_sweep(packages: dict[str, str | Path], short: list[str], long: list[str],
+                 threads: int) -> list[dict]:
+    """Batch-32 sentences/s (and long texts/s) of `Encoder.encode` per graph with its
+    passes run one at a time on all threads and side by side on one thread each
+    (`parallel_passes`), in this one process, each setting measured twice in alternation
+    (best kept): what the runtime's default for each graph rests on."""
+    from edgembed import Encoder
+
+    rows: dict[tuple[str, bool], dict] = {}
+    for _ in range(2):
+        for graph, package in packages.items():
+            for parallel in (False, True):
+                encoder = Encoder.load(package, threads=threads, verify=False,
+                                       parallel_passes=parallel)
+                row = rows.setdefault((graph, parallel), {
+                    "graph": graph, "parallel_passes": parallel, "threads": threads,
+                    "sentences_per_s": 0.0, "long_per_s": 0.0})
+                row["sentences_per_s"] = max(row["sentences_per_s"],
+                                             _best_rate(encoder, short, 32))
+                if long:
+                    row["long_per_s"] = max(row["long_per_s"], _best_rate(encoder, long, 32))
+    return list(rows.values())
+
+
 def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[dict]:
     """Single-text p50 and batch-32 sentences/s with each of SESSION_VARIANTS."""
     from edgembed import Encoder

@@ -222,6 +222,9 @@ def plots(result: dict, out: Path) -> list[str]:
     return made
 
 
+_WAYS = {False: "one at a time", True: "side by side"}
+
+
 def profile_lines(result: dict) -> list[str]:
     lines = []
     peak = result["machine"]["peak"]
@@ -247,6 +250,13 @@ def profile_lines(result: dict) -> list[str]:
                      "sentences/s: " + "; ".join(f"{r['session']}: {r['p50_ms']:.2f} ms / "
                                                  f"{r['sentences_per_s']:.0f}"
                                                  for r in sessions) + ".")
+    passes = result["profile"].get("short", {}).get("passes", [])
+    if passes:
+        lines.append("- Same process, batch 32, passes one at a time on all threads vs side by "
+                     "side on one thread each (`parallel_passes`), sentences/s / long texts/s: "
+                     + "; ".join(f"{r['graph']} {_WAYS[r['parallel_passes']]}: "
+                                 f"{r['sentences_per_s']:.0f} / {r['long_per_s']:.1f}"
+                                 for r in passes) + ".")
     lines.append(f"- Peak estimate: {peak['how']}; {peak['ghz']} GHz × {peak['cores']} cores → "
                  f"{peak['int8_macs_per_s'] / 1e9:.0f} G int8 MAC/s, "
                  f"{peak['fp32_macs_per_s'] / 1e9:.0f} G fp32 MAC/s.")
