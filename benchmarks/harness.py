@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgembed import Encoder, default_package_path, open_package
+from edgembed.encoder import int8_products
 from edgembed.errors import EdgembedError
 from edgembed.eval.beir import exact_search_quality, load_beir
 from edgembed.package import sha256_file
@@ -153,6 +154,10 @@ def plan(settings: Settings, workdir: Path) -> tuple[list[System], list[str]]:
         return System(name, "edgembed", str(path), max_len, graph, extra=extra)
 
     candidates = [edgembed_system(f"edgembed {label}", package, label)]
+    if settings.threads > 1 and int8_products(manifest):  # the default's trade, side by side
+        candidates.append(System(f"edgembed {label}, one pass at a time", "edgembed",
+                                 str(package), max_len, label, note="parallel_passes=False",
+                                 extra={**extra, "parallel_passes": False}))
     candidates += [edgembed_system(f"edgembed {name}", path, name)
                    for name, path in variants.items()]
     candidates += [System(f"edgembed openvino {name}", "edgembed-openvino", str(path), max_len,

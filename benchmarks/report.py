@@ -292,7 +292,7 @@ def markdown(result: dict, plot_files: list[str]) -> str:
         "",
         f"- Every system runs in a fresh process per round, {settings['rounds']} rounds, the "
         f"order rotating each round; medians over rounds. {settings['threads']} threads each "
-        "(onnxruntime intra-op threads, torch.set_num_threads).",
+        "(edgembed's `threads=`, torch.set_num_threads).",
         f"- sent/s: {settings['texts']['short']}. docs/s: {settings['texts']['long']}. "
         f"p50/p95: {settings['texts']['queries']}.",
         f"- × ref: throughput ratio to {settings['reference']}, taken within each round. "

@@ -28,7 +28,8 @@ def load_edgembed(system: dict, threads: int, batch_size: int) -> tuple[Encode, 
 
     if "pass_tokens_per_thread" in system["extra"]:  # `edgembed.bench.pass_size` varies it
         encoder_module.PASS_TOKENS_PER_THREAD = system["extra"]["pass_tokens_per_thread"]
-    encoder = Encoder.load(system["path"], threads=threads)
+    encoder = Encoder.load(system["path"], threads=threads,
+                           parallel_passes=system["extra"].get("parallel_passes"))
     return (lambda texts: encoder.encode(texts, batch_size=batch_size),
             lambda texts: encoder.encode(texts, batch_size=batch_size, kind="query"))
 

@@ -25,7 +25,7 @@ PRECISIONS = codes.PRECISIONS
 KINDS = ("query", "document")
 # The graph inputs the encoder knows how to fill; input_ids and attention_mask are required.
 FEEDS = ("input_ids", "attention_mask", "token_type_ids")
-# A forward pass holds at most this many padded tokens per intra-op thread (a batch is split
+# A forward pass holds at most this many padded tokens per thread running it (a batch is split
 # into several passes): activations then stay in the CPU's caches, and the memory arena
 # stays small. Measured on a 2-core AVX-512 VNNI machine (benchmarks/results/
 # pass_tokens.json): the default package encoded short sentences within 3% as fast with
@@ -38,7 +38,8 @@ PASS_TOKENS_PER_THREAD = 128
 # the threads: onnxruntime's int8 operators gain little from a second thread on a pass of
 # PASS_TOKENS_PER_THREAD tokens. Measured on a 2-core Intel Xeon (AMX): short sentences
 # 1,508-1,585 vs 1,015-1,059 per second, SciFact abstracts 97-103 vs 72-76; the float32
-# graph gains 7% and keeps its operators split (benchmarks/results/bench.json).
+# graph gains 7% and keeps its operators split (profile.short.passes in
+# benchmarks/results/bench_xeon_amx.json).
 PARALLEL_PASS_METHODS = ("int8", "auto", "int8-dynamic")
 # Texts are tokenized and length-sorted in windows of this many batches: big enough to
 # sort well, small enough that memory stays bounded for huge inputs.
@@ -179,11 +180,8 @@ class Encoder:
         if requested and not possible:
             raise EdgembedError("parallel_passes=True needs backend='onnxruntime' on its CPU "
                                 f"provider and threads of 2 or more (threads={self.threads})")
-        if requested is not None:
-            return bool(requested)
-        quantization = self.manifest.quantization or {}
-        return possible and quantization.get("method") in PARALLEL_PASS_METHODS \
-            and quantization.get("weight_bits", 8) == 8
+        return bool(requested) if requested is not None \
+            else possible and int8_products(self.manifest)
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None,
@@ -547,6 +545,14 @@ class Encoder:
             raise EdgembedError("the model returned NaN or infinite values; the package's "
                                 "model.onnx is broken (re-export it)")
         return vectors
+
+
+def int8_products(manifest: Manifest) -> bool:
+    """Whether a package's weight products are int8 with activation scales computed at run
+    time: the graphs whose passes run side by side by default."""
+    quantization = manifest.quantization or {}
+    return quantization.get("method") in PARALLEL_PASS_METHODS \
+        and quantization.get("weight_bits", 8) == 8
 
 
 def check_texts(texts: Any) -> list[str]:
