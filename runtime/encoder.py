@@ -36,10 +36,10 @@ PASS_TOKENS_PER_THREAD = 128
 # `int8`, `auto` and `int8-dynamic` methods) encode many texts faster as several passes run
 # side by side, one thread each, than as one pass at a time whose operators are split over
 # the threads: onnxruntime's int8 operators gain little from a second thread on a pass of
-# PASS_TOKENS_PER_THREAD tokens. Measured on a 2-core Intel Xeon (AMX): short sentences
-# 1,508-1,585 vs 1,015-1,059 per second, SciFact abstracts 97-103 vs 72-76; the float32
-# graph gains 7% and keeps its operators split (profile.short.passes in
-# benchmarks/results/bench_xeon_amx.json).
+# PASS_TOKENS_PER_THREAD tokens. Measured on a 2-core Intel Xeon with AMX, batch 32, one
+# process (profile.short.passes in benchmarks/results/bench_xeon_amx.json): short
+# sentences 1,464 vs 907 per second, SciFact abstracts 85.4 vs 60.5; the float32 graph
+# 504 vs 498 and 40.0 vs 38.1, so it keeps its operators split.
 PARALLEL_PASS_METHODS = ("int8", "auto", "int8-dynamic")
 # Texts are tokenized and length-sorted in windows of this many batches: big enough to
 # sort well, small enough that memory stays bounded for huge inputs.
