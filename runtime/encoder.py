@@ -79,17 +79,18 @@ class _NoProgress:
         return None
 
 
-class _NoPool:
-    """ThreadPoolExecutor's `map` in the calling thread: one pass at a time."""
-
-    def __enter__(self) -> _NoPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, function: Any, items: Iterable[Any]) -> Iterator[Any]:
-        return map(function, items)
+def map_in_threads(function: Any, items: list[Any], workers: int) -> Iterator[Any]:
+    """`map(function, items)` run on `workers` threads, results in order; with one worker,
+    in the calling thread. When the caller stops early (an error, Ctrl-C), the items not
+    yet started are dropped instead of run."""
+    if workers < 2:
+        yield from map(function, items)
+        return
+    pool = ThreadPoolExecutor(workers)
+    try:
+        yield from pool.map(function, items)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def progress_bar(total: int, show: bool | None, min_total: int = PROGRESS_MIN_TEXTS,
@@ -501,12 +502,12 @@ class Encoder:
             session, workers = self.session, 1
         else:
             session, workers = self._single_thread_session(), min(self.threads, len(passes))
-        with ThreadPoolExecutor(workers) if workers > 1 else _NoPool() as pool:
-            results = pool.map(lambda rows: self._run([ids[i] for i in rows], session), passes)
-            for rows, vectors in zip(passes, results, strict=True):
-                out[rows] = vectors
-                if bar is not None:
-                    bar.update(len(rows))
+        results = map_in_threads(lambda rows: self._run([ids[i] for i in rows], session),
+                                 passes, workers)
+        for rows, vectors in zip(passes, results, strict=True):
+            out[rows] = vectors
+            if bar is not None:
+                bar.update(len(rows))
         return out, lengths
 
     def _single_thread_session(self) -> Any:

@@ -5,8 +5,10 @@ With parallel passes, several passes run side by side on a single-thread session
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -111,3 +113,27 @@ def test_parallel_passes_default_follows_the_graph(tmp_path):
 def test_parallel_passes_refuses_what_it_cannot_do(options, message):
     with pytest.raises(EdgembedError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Encoder.load(**options)
+
+
+def test_a_failing_pass_stops_the_call_and_drops_the_passes_not_started(sentences):
+    """An error in one of the passes side by side reaches the caller as itself; the passes
+    not yet started are dropped (not run to the end first), and the encoder still works."""
+    encoder = Encoder.load(threads=2)
+    texts = [f"{sentence} ({i})" for i, sentence in enumerate(sentences[:40])] * 4
+    run, calls, started = encoder._run, [], itertools.count(1)
+
+    def failing(ids, session):
+        number = next(started)  # atomic: each pass gets its own number
+        calls.append(number)
+        time.sleep(0.005)  # passes take time, as on a slow machine
+        if number == 3:
+            raise EdgembedError("pass three failed")
+        return run(ids, session)
+
+    encoder._run = failing
+    with pytest.raises(EdgembedError, match="pass three failed"):
+        encoder.encode(texts, batch_size=8)
+    at_least = len(texts) // 8  # passes of at most 8 texts
+    assert len(calls) < at_least, (len(calls), at_least)
+    encoder._run = run
+    assert encoder.encode(texts[:4]).shape == (4, encoder.dim)
