@@ -494,14 +494,16 @@ class Encoder:
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        passes = [order[rows] for rows in self._passes(lengths[order], batch_size,
-                                                       PASS_TOKENS_PER_THREAD)]
-        if not self.parallel_passes or len(passes) < 2:
-            passes = [order[rows] for rows in self._passes(lengths[order], batch_size,
+        sorted_lengths = lengths[order]
+        passes = [order[rows] for rows in self._passes(sorted_lengths, batch_size,
+                                                       PASS_TOKENS_PER_THREAD)
+                  ] if self.parallel_passes else []
+        if len(passes) > 1:
+            session, workers = self._single_thread_session(), min(self.threads, len(passes))
+        else:  # one pass at a time, each on all threads
+            passes = [order[rows] for rows in self._passes(sorted_lengths, batch_size,
                                                            self._pass_tokens)]
             session, workers = self.session, 1
-        else:
-            session, workers = self._single_thread_session(), min(self.threads, len(passes))
         results = map_in_threads(lambda rows: self._run([ids[i] for i in rows], session),
                                  passes, workers)
         for rows, vectors in zip(passes, results, strict=True):
