@@ -158,20 +158,21 @@ def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[d
     from edgembed import Encoder
     from edgembed.session import ort_session, session_options
 
-    def variant(pool: int, name: str | None, value: object) -> object:
+    def variant(model_path: Path, pool: int, name: str | None, value: object) -> object:
         options = session_options(pool)
         if isinstance(value, str):
             options.add_session_config_entry(name, value)
         elif name is not None:
             setattr(options, name, value)
-        return ort_session(encoder.package.model_path, options, ["CPUExecutionProvider"])
+        return ort_session(model_path, options, ["CPUExecutionProvider"])
 
     rows = []
     for label, name, value in SESSION_VARIANTS:
         encoder = Encoder.load(package, threads=threads, verify=False)
-        encoder.session = variant(threads, name, value)
+        model_path = encoder.package.model_path
+        encoder.session = variant(model_path, threads, name, value)
         if encoder.parallel_passes:  # batches run on the single-thread session: vary it too
-            encoder._pass_session = variant(1, name, value)
+            encoder._pass_session = variant(model_path, 1, name, value)
         single = []
         for text in texts[:50] * 2:
             start = time.perf_counter()
