@@ -1,5 +1,5 @@
-"""`--backend` and `--device`: which runtime runs the model, shared by every command that
-loads one (embed, index, search, eval, serve)."""
+"""`--backend`, `--device` and `--passes`: which runtime runs the model and how, shared by
+every command that loads one (embed, index, search, eval, serve)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from ..encoder import Encoder
 from ..errors import EdgembedError
 from ..session import BACKENDS
 
+# --passes → Encoder.load's parallel_passes: "auto" leaves the choice to the package.
+PASSES = {"auto": None, "parallel": True, "serial": False}
+
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="onnxruntime",
                         help="onnxruntime (default) or openvino (the openvino extra)")
     parser.add_argument("--device", metavar="NAME",
                         help="OpenVINO device: CPU (default), GPU, NPU or AUTO")
+    parser.add_argument("--passes", choices=PASSES, default="auto",
+                        help="how a call of several forward passes runs them: parallel (side "
+                        "by side, one thread each, on a second copy of the model: faster "
+                        "bulk encoding, about the model's size more memory), serial (one at "
+                        "a time on all threads), auto (default: parallel for int8 packages "
+                        "on onnxruntime's CPU provider with 2+ threads)")
 
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -25,7 +34,8 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
     backend = args.backend
     if args.device is not None and backend == "onnxruntime":
         raise EdgembedError("--device is for --backend openvino")
-    options: dict[str, Any] = {"threads": args.threads, "backend": backend}
+    options: dict[str, Any] = {"threads": args.threads, "backend": backend,
+                               "parallel_passes": PASSES[args.passes]}
     if backend == "openvino":
         options["device"] = args.device or "CPU"
     return options
@@ -36,17 +46,22 @@ def chosen(args: argparse.Namespace) -> bool:
     return args.backend != "onnxruntime" or args.device is not None
 
 
+def tuned(args: argparse.Namespace) -> bool:
+    """Whether any way of loading the model other than the default was asked for."""
+    return chosen(args) or args.threads is not None or args.passes != "auto"
+
+
 def load_encoder(args: argparse.Namespace, model: str | Path | None = None) -> Encoder:
     return Encoder.load(model, **load_options(args))
 
 
 def index_encoder(args: argparse.Namespace) -> Encoder | None:
     """The encoder for a command on an existing index: --model if given; else, with a
-    backend or --threads chosen, the index's own model loaded so; else None (the index
-    loads its model itself)."""
+    backend, --threads or --passes chosen, the index's own model loaded so; else None (the
+    index loads its model itself)."""
     if args.model:
         return load_encoder(args, args.model)
-    if not chosen(args) and args.threads is None:
+    if not tuned(args):
         return None
     from ..index.index import META_FILE, index_model
 

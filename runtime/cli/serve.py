@@ -19,12 +19,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise
         raise EdgembedError("edgembed serve needs the serve extra: "
                             "pip install 'edgembed[serve]'") from None
-    load_options(args)  # --device without --backend openvino: refused before importing
+    options = load_options(args)  # --device without --backend openvino: refused here
     chosen = {name: getattr(args, name) for name in SERVE_LIMITS
               if getattr(args, name) is not None}
     serve(model=args.model, index=args.index, host=args.host, port=args.port,
           threads=args.threads, limits=Limits(**chosen), log_level=args.log_level,
-          backend=args.backend, device=args.device)
+          backend=args.backend, device=args.device,
+          parallel_passes=options["parallel_passes"])
     return 0
 
 

@@ -408,16 +408,18 @@ def running(app: Starlette, host: str = DEFAULT_HOST, port: int = 0,
 
 
 def load(model: str | None = None, index: str | None = None, threads: int | None = None,
-         backend: str = "onnxruntime", device: str | None = None
-         ) -> tuple[Encoder, Index | None]:
+         backend: str = "onnxruntime", device: str | None = None,
+         parallel_passes: bool | None = None) -> tuple[Encoder, Index | None]:
     """The encoder and the (read-only) index. Without --model an index brings its own
-    model (loaded on the chosen backend)."""
-    options: dict[str, Any] = {"threads": threads, "backend": backend}
+    model, loaded with the chosen backend, threads and passes."""
+    options: dict[str, Any] = {"threads": threads, "backend": backend,
+                               "parallel_passes": parallel_passes}
     if device is not None:
         options["device"] = device
     if index is None:
         return Encoder.load(model, **options), None
-    if not model and (backend != "onnxruntime" or device is not None):
+    if not model and (backend != "onnxruntime" or device is not None or threads is not None
+                      or parallel_passes is not None):
         model = str(index_model(index))
     encoder = Encoder.load(model, **options) if model else None
     opened = Index.open(index, encoder=encoder, view=True)
@@ -427,11 +429,11 @@ def load(model: str | None = None, index: str | None = None, threads: int | None
 def serve(model: str | None = None, index: str | None = None, host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, threads: int | None = None, limits: Limits | None = None,
           log_level: str = "info", backend: str = "onnxruntime",
-          device: str | None = None) -> None:
+          device: str | None = None, parallel_passes: bool | None = None) -> None:
     """Load, bind and serve until interrupted (Ctrl-C or SIGTERM shut down gracefully).
-    `backend` and `device` as for `Encoder.load`."""
+    `backend`, `device` and `parallel_passes` as for `Encoder.load`."""
     limits = limits or Limits()
-    encoder, opened = load(model, index, threads, backend, device)
+    encoder, opened = load(model, index, threads, backend, device, parallel_passes)
     sock = bind_socket(host, port)
     if not is_loopback(host):
         print(f"edgembed: warning: listening on {host}, reachable from other machines; the "

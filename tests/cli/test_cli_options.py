@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from beir_sample import copies_as_queries, write_beir
 
-from conftest import cosines, edgembed, set_manifest
+from conftest import assert_one_line_error, cosines, edgembed, set_manifest
 from edgembed import Index
 from edgembed.encoder import PROGRESS_MIN_TEXTS
 
@@ -186,3 +186,49 @@ def test_index_shows_a_progress_bar_on_a_terminal(many_lines, tmp_path):
     assert status == 0, shown
     assert f"{total}/{total}" in shown, shown
     assert f"{total} passages in the index" in shown
+
+
+# ---------------------------------------------------------------- --passes
+
+def test_passes_option_reaches_the_encoder_of_a_model_and_of_an_index(tmp_path,
+                                                                      default_encoder):
+    """--passes is Encoder.load's parallel_passes, for --model and for an index's own
+    model alike; without any load option an index still loads its model itself."""
+    from edgembed.cli import build_parser
+    from edgembed.cli.backend import index_encoder, load_encoder
+
+    parser = build_parser()
+    model = str(default_encoder.path)
+    for choice, expected in (("serial", False), ("parallel", True), ("auto", True)):
+        args = parser.parse_args(["embed", "--model", model, "--threads", "2",
+                                  "--passes", choice])
+        assert load_encoder(args, args.model).parallel_passes is expected, choice
+    with Index.create(tmp_path / "index", default_encoder) as built:
+        built.add(TEXTS)
+    args = parser.parse_args(["search", "cat", "--index", str(tmp_path / "index"),
+                              "--passes", "serial"])
+    encoder = index_encoder(args)
+    assert encoder is not None and encoder.parallel_passes is False
+    assert encoder.path == default_encoder.path
+    args = parser.parse_args(["search", "cat", "--index", str(tmp_path / "index")])
+    assert index_encoder(args) is None
+
+
+def test_embed_passes_serial_and_parallel_give_the_same_vectors(default_encoder):
+    lines = [f"note {i}: {' '.join(['the cat slept on the warm keyboard'] * (1 + i % 5))}"
+             for i in range(60)]  # several passes of unequal lengths
+    stdin = "\n".join(lines) + "\n"
+    runs = {choice: edgembed("embed", "--threads", "2", "--passes", choice, stdin=stdin)
+            for choice in ("serial", "parallel")}
+    for choice, result in runs.items():
+        assert result.returncode == 0, (choice, result.stderr)
+    serial, parallel = (jsonl_vectors(runs[choice].stdout) for choice in ("serial", "parallel"))
+    assert serial.shape == parallel.shape == (60, default_encoder.dim)
+    assert cosines(serial, parallel).min() > 0.9999
+    assert cosines(parallel, default_encoder.encode(lines)).min() > 0.9999
+
+
+def test_passes_parallel_where_impossible_is_one_line_error():
+    result = edgembed("embed", "--threads", "1", "--passes", "parallel", stdin="a cat\n")
+    assert_one_line_error(result, "parallel_passes=True", "threads=1")
+    assert result.stdout == ""

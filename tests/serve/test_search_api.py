@@ -107,3 +107,23 @@ def test_no_page_without_an_index(default_encoder):
     with running(create_app(default_encoder)) as url:
         status, raw, _ = get(int(url.rsplit(":", 1)[1]), "GET", "/")
         assert status == 404 and json.loads(raw)["error"]["code"] == "no_index"
+
+
+def test_an_index_model_is_loaded_with_the_chosen_threads_and_passes(tmp_path, default_encoder):
+    """Without --model the server loads the index's own package, with --threads and --passes
+    applied to it (not the package's defaults)."""
+    from edgembed.serve.app import load
+
+    with Index.create(tmp_path / "index", default_encoder) as built:
+        built.add(["Water boils at 100 degrees Celsius.", "Bread needs a starter."])
+    for threads, passes in ((1, None), (2, False), (None, None)):
+        encoder, index = load(None, str(tmp_path / "index"), threads=threads,
+                              parallel_passes=passes)
+        try:
+            assert encoder.path == default_encoder.path
+            assert encoder.threads == (threads or default_encoder.threads)
+            assert encoder.parallel_passes is (passes if passes is not None
+                                               else encoder.threads > 1)
+            assert index.search("when does water boil", k=1)[0].text.startswith("Water")
+        finally:
+            index.close()
