@@ -418,10 +418,7 @@ def load(model: str | None = None, index: str | None = None, threads: int | None
         options["device"] = device
     if index is None:
         return Encoder.load(model, **options), None
-    if not model and (backend != "onnxruntime" or device is not None or threads is not None
-                      or parallel_passes is not None):
-        model = str(index_model(index))
-    encoder = Encoder.load(model, **options) if model else None
+    encoder = Encoder.load(model or index_model(index), **options)
     opened = Index.open(index, encoder=encoder, view=True)
     return opened.encoder, opened
 
