@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 import reprlib
 import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from . import codes
 from .errors import EdgembedError, ModelLoadError, PackageError
 from .manifest import Manifest
 from .package import Package, open_package
-from .session import check_threads, default_threads, open_session, run_session
+from .session import check_threads, default_threads, open_session, resolve_providers, run_session
 from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates, tokenize
 
 PRECISIONS = codes.PRECISIONS
@@ -33,13 +34,17 @@ FEEDS = ("input_ids", "attention_mask", "token_type_ids")
 # was 139 MB against 151 and 173. Results do not change: rows never interact in a pass.
 PASS_TOKENS_PER_THREAD = 128
 # Graphs whose weight products are int8 with activation scales computed at run time (the
-# `int8`, `auto` and `int8-dynamic` methods) encode many texts faster as several passes run
-# side by side, one thread each, than as one pass at a time whose operators are split over
-# the threads: onnxruntime's int8 operators gain little from a second thread on a pass of
-# PASS_TOKENS_PER_THREAD tokens. Measured on a 2-core Intel Xeon with AMX, batch 32, one
-# process (profile.short.passes in benchmarks/results/bench_xeon_amx.json): short
-# sentences 1,464 vs 907 per second, SciFact abstracts 85.4 vs 60.5; the float32 graph
-# 504 vs 498 and 40.0 vs 38.1, so it keeps its operators split.
+# `int8`, `auto` and `int8-dynamic` methods) run their passes on one single-thread session,
+# several side by side, one per thread, instead of one pass at a time whose operators are
+# split over the threads: onnxruntime's int8 operators gain little from a second thread on
+# a pass of PASS_TOKENS_PER_THREAD tokens, and a short text (a query) is as fast on one
+# thread. One session also keeps one copy of the model in memory; the price is a lone long
+# text, which cannot be split and runs on one thread (`parallel_passes=False` keeps every
+# thread for it). Float graphs keep their operators split: theirs use a second thread well
+# even on one short text. Measured on a 2-core Intel Xeon with AMX, one process
+# (benchmarks/results/bench_xeon_amx.json): batch-32 sentences and SciFact abstracts side
+# by side vs one at a time in profile.short.passes, one text alone on one thread vs two in
+# profile.single.lone_texts.
 PARALLEL_PASS_METHODS = ("int8", "auto", "int8-dynamic")
 # Texts are tokenized and length-sorted in windows of this many batches: big enough to
 # sort well, small enough that memory stays bounded for huge inputs.
@@ -79,18 +84,18 @@ class _NoProgress:
         return None
 
 
-def map_in_threads(function: Any, items: list[Any], workers: int) -> Iterator[Any]:
-    """`map(function, items)` run on `workers` threads, results in order; with one worker,
-    in the calling thread. When the caller stops early (an error, Ctrl-C), the items not
-    yet started are dropped instead of run."""
-    if workers < 2:
-        yield from map(function, items)
-        return
-    pool = ThreadPoolExecutor(workers)
+def map_in_pool(function: Any, items: list[Any], pool: ThreadPoolExecutor) -> Iterator[Any]:
+    """`map(function, items)` run on `pool`'s threads, results in order. When the caller
+    stops early (an error, Ctrl-C), the items not yet started are dropped instead of run, and
+    the ones running are waited for: nothing of this call is left running afterwards."""
+    futures = [pool.submit(function, item) for item in items]
     try:
-        yield from pool.map(function, items)
+        for future in futures:
+            yield future.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:
+            future.cancel()
+        wait(futures)
 
 
 def progress_bar(total: int, show: bool | None, min_total: int = PROGRESS_MIN_TEXTS,
@@ -113,9 +118,9 @@ class Encoder:
 
     Thread-safe, and not serialised: concurrent `encode` calls run in parallel. The
     tokenizer is only read and onnxruntime's `InferenceSession.run` is thread-safe. A pass
-    runs on the session's intra-op thread pool (`threads`); with `parallel_passes`, a call
-    of several passes runs them side by side on a second, single-thread session of the
-    same graph, made at the first such call. Concurrent callers compete for the same cores."""
+    runs on the session's intra-op thread pool (`threads`). With `parallel_passes`, the
+    session runs on one thread and a call's passes run side by side on the encoder's
+    `threads` worker threads. Concurrent callers compete for the same cores."""
 
     def __init__(self, package: Package, threads: int | None = None,
                  providers: Sequence[Any] | str | None = None, backend: str = "onnxruntime",
@@ -125,14 +130,18 @@ class Encoder:
         self.max_seq_length = package.manifest.max_seq_length
         self.backend = backend
         self.threads = check_threads(threads) or default_threads()
-        self.session = open_session(package.model_path, threads=threads, providers=providers,
-                                    backend=backend, device=device,
+        self.parallel_passes = self._check_parallel_passes(parallel_passes, providers)
+        self.session = open_session(package.model_path,
+                                    threads=1 if self.parallel_passes else threads,
+                                    providers=providers, backend=backend, device=device,
                                     static_buckets=static_buckets)
         self._pass_tokens = PASS_TOKENS_PER_THREAD * self.threads
-        self.parallel_passes = self._check_parallel_passes(parallel_passes)
-        self._providers = providers
-        self._pass_session: Any = None  # the single-thread session parallel passes share
-        self._pass_session_lock = threading.Lock()
+        # the worker threads parallel passes run on, made at the first call that needs them
+        # and kept for the encoder's life: new threads per call cost about a millisecond of
+        # start-up each
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
         self.tokenizer, self.pad_id = load_tokenizer(package.tokenizer_path, self.max_seq_length)
         self._output_name = package.manifest.output
         self._input_names, (self._fixed_batch, self._fixed_length) = self._check_graph()
@@ -170,14 +179,15 @@ class Encoder:
                  for size in inputs["input_ids"].shape]
         return [name for name in FEEDS if name in inputs], (fixed[0], fixed[1])
 
-    def _check_parallel_passes(self, requested: object) -> bool:
+    def _check_parallel_passes(self, requested: object, providers: Any) -> bool:
         """Whether a call of several passes runs them side by side: by default, for graphs
         with int8 products (PARALLEL_PASS_METHODS) on onnxruntime's CPU provider with two or
         more threads; `True` or `False` overrides the default where passes can run so."""
         if requested is not None and not isinstance(requested, (bool, np.bool_)):
             raise EdgembedError("parallel_passes must be True, False or None (the default), "
                                 f"got {reprlib.repr(requested)}")
-        possible = self.backend == "onnxruntime" and self._cpu_only() and self.threads > 1
+        possible = self.backend == "onnxruntime" and self.threads > 1 and _cpu_only(
+            resolve_providers(providers))
         if requested and not possible:
             raise EdgembedError("parallel_passes=True needs backend='onnxruntime' on its CPU "
                                 f"provider and threads of 2 or more (threads={self.threads})")
@@ -200,12 +210,14 @@ class Encoder:
         disk; on by default on NPUs, which need fixed shapes; True for the default lengths
         (DEFAULT_BUCKETS in edgembed.openvino_session) or a list of lengths.
 
-        `parallel_passes` (onnxruntime, CPU, threads ≥ 2): a call that needs several forward
-        passes runs them side by side, one thread each, on a second session of the graph
-        (about the package's model.onnx size in memory, made at the first such call) instead
-        of one pass at a time on all threads. On by default for int8 packages, where it
-        encodes batches about 1.5× faster; single texts are unchanged. Vectors are the same
-        within float rounding: rows never interact in a pass."""
+        `parallel_passes` (onnxruntime, CPU, threads ≥ 2): the session runs on one thread,
+        and the forward passes of a call run side by side, one per thread, instead of one
+        pass at a time with each operator split over all threads; a few texts are split
+        into one pass per thread. On by default for int8 packages: batches about 1.5×
+        faster, short single texts as fast, the same memory; a lone long text, which
+        cannot be split, runs on one thread (about 1.5× slower at 256 tokens on two
+        cores). Vectors are the same within float rounding: rows never interact in a
+        pass."""
         return cls(open_package(path, verify=verify), threads=threads, providers=providers,
                    backend=backend, device=device, static_buckets=static_buckets,
                    parallel_passes=parallel_passes)
@@ -356,7 +368,7 @@ class Encoder:
         return show_progress if show_progress is not None else show_progress_bar
 
     def _cpu_only(self) -> bool:
-        return list(self.session.get_providers()) == ["CPUExecutionProvider"]
+        return _cpu_only(self.session.get_providers())
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """Cosine similarity of every row of `embeddings1` with every row of `embeddings2`:
@@ -495,39 +507,42 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         sorted_lengths = lengths[order]
-        passes = [order[rows] for rows in self._passes(sorted_lengths, batch_size,
-                                                       PASS_TOKENS_PER_THREAD)
-                  ] if self.parallel_passes else []
-        if len(passes) > 1:
-            session, workers = self._single_thread_session(), min(self.threads, len(passes))
-        else:  # one pass at a time, each on all threads
+        if self.parallel_passes:
+            passes = [order[rows] for rows in self._passes(
+                sorted_lengths, batch_size, PASS_TOKENS_PER_THREAD, parts=self.threads)]
+        else:
             passes = [order[rows] for rows in self._passes(sorted_lengths, batch_size,
                                                            self._pass_tokens)]
-            session, workers = self.session, 1
-        results = map_in_threads(lambda rows: self._run([ids[i] for i in rows], session),
-                                 passes, workers)
+        run, session = self._run, self.session
+        if len(passes) > 1 and self.parallel_passes:
+            results = map_in_pool(lambda rows: run([ids[i] for i in rows], session),
+                                  passes, self._pass_pool())
+        else:
+            results = (run([ids[i] for i in rows], session) for rows in passes)
         for rows, vectors in zip(passes, results, strict=True):
             out[rows] = vectors
             if bar is not None:
                 bar.update(len(rows))
         return out, lengths
 
-    def _single_thread_session(self) -> Any:
-        """The session parallel passes share, made once, at the first call that needs it."""
-        with self._pass_session_lock:
-            if self._pass_session is None:
-                self._pass_session = open_session(self.package.model_path, threads=1,
-                                                  providers=self._providers)
-            return self._pass_session
+    def _pass_pool(self) -> ThreadPoolExecutor:
+        """The worker threads parallel passes run on; a process forked from this one (whose
+        copy of the pool has no threads) makes its own."""
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="edgembed-pass")
+                self._pool_pid = os.getpid()
+            return self._pool
 
-    def _passes(self, sorted_lengths: np.ndarray, batch_size: int,
-                pass_tokens: int) -> Iterator[slice]:
+    def _passes(self, sorted_lengths: np.ndarray, batch_size: int, pass_tokens: int,
+                parts: int = 1) -> Iterator[slice]:
         """Slices of the length-sorted (longest first) texts, one per forward pass: at most
-        `batch_size` texts and, unless the graph has a fixed shape, at most `pass_tokens`
+        `batch_size` texts, at most a `parts`-th of them (so that a few texts still make a
+        pass per thread) and, unless the graph has a fixed shape, at most `pass_tokens`
         padded tokens (each pass pads to its first, longest text)."""
-        start = 0
+        start, share = 0, -(-len(sorted_lengths) // parts)
         while start < len(sorted_lengths):
-            count = self._fixed_batch or batch_size
+            count = self._fixed_batch or min(batch_size, share)
             if not self._fixed_batch:
                 count = min(count, max(1, pass_tokens // int(sorted_lengths[start])))
             yield slice(start, start + count)
@@ -609,3 +624,9 @@ def _float_rows(vectors: Any, name: str) -> np.ndarray:
 def _is_int(value: Any) -> bool:
     """An integer argument: Python or numpy int, not bool (True is not a batch size)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _cpu_only(providers: Sequence[Any]) -> bool:
+    """Whether onnxruntime providers (names, or (name, options) pairs) are its CPU one only."""
+    return [item if isinstance(item, str) else item[0] for item in providers] \
+        == ["CPUExecutionProvider"]

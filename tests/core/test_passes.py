@@ -6,6 +6,7 @@ With parallel passes, several passes run side by side on a single-thread session
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import shutil
 import threading
 import time
@@ -62,36 +63,88 @@ def _mixed_texts(sentences: list[str]) -> list[str]:
     return sentences[:40] + [" ".join(sentences[i:i + 6]) for i in range(0, 60, 6)]
 
 
+def _threads_of(session) -> int:
+    return session.get_session_options().intra_op_num_threads
+
+
 def test_int8_packages_run_passes_side_by_side(sentences):
-    """The default (int8) package on two threads: a call of several passes runs them on the
-    single-thread session, from more than one thread, each within one thread's budget, and
-    gives the serial path's vectors in input order."""
+    """The default (int8) package on two threads: its one session runs on one thread, and a
+    call of several passes runs them on it from the encoder's two worker threads, each
+    within one thread's budget, giving the serial path's vectors in input order. No second
+    session is made for it (one copy of the model in memory)."""
     texts = _mixed_texts(sentences)
     parallel = Encoder.load(threads=2)
-    assert parallel.parallel_passes and parallel._pass_session is None  # made when needed
+    assert parallel.parallel_passes and _threads_of(parallel.session) == 1
     sessions: list = []
     workers: set = set()
     shapes = _counting(parallel, sessions, workers)
     vectors = parallel.encode(texts, batch_size=32)
     assert sum(count for count, _ in shapes) == len(texts)
     assert all(count * width <= PASS_TOKENS_PER_THREAD or count == 1 for count, width in shapes)
-    assert {id(session) for session in sessions} == {id(parallel._pass_session)}
+    assert {id(session) for session in sessions} == {id(parallel.session)}
     assert len(workers) == 2 and threading.get_ident() not in workers
     serial = Encoder.load(threads=2, parallel_passes=False)
+    assert _threads_of(serial.session) == 2
     agreement = cosines(vectors, serial.encode(texts, batch_size=32))
     assert agreement.min() > 0.9999, (agreement.min(), cpu_note())
 
 
-def test_one_pass_runs_on_all_threads(sentences):
-    """A single text (one pass) keeps the session with every thread: its latency is what
-    intra-op threads help; no single-thread session is made for it."""
+def test_a_few_texts_make_a_pass_per_thread(sentences):
+    """Texts that fit one pass's budget are still split over the threads: two short texts
+    are two passes side by side, three threads' worth of texts three passes."""
+    two = Encoder.load(threads=2)
+    shapes = _counting(two)
+    two.encode(sentences[:2])
+    assert sorted(count for count, _ in shapes) == [1, 1]
+    shapes.clear()
+    two.encode(sentences[:5])
+    assert sorted(count for count, _ in shapes) == [2, 3]
+    three = Encoder.load(threads=3)
+    shapes = _counting(three)
+    three.encode(sentences[:6])
+    assert [count for count, _ in shapes] == [2, 2, 2]
+
+
+def test_a_lone_text_runs_on_the_one_session(sentences):
+    """A lone text, short or long, is one pass on the encoder's single-thread session: no
+    second session, so no second copy of the model, is ever made."""
     encoder = Encoder.load(threads=2)
     sessions: list = []
     _counting(encoder, sessions)
-    encoder.encode(sentences[0])
-    encoder.encode(sentences[:2])
+    short, long_text = sentences[0], " ".join(sentences[:30])
+    assert encoder.count_tokens(long_text)[0] == encoder.max_seq_length
+    encoder.encode(short)
+    encoder.encode([long_text])
     assert sessions == [encoder.session, encoder.session]
-    assert encoder._pass_session is None
+    assert [name for name in vars(encoder) if "session" in name] == ["session"]
+    serial = Encoder.load(threads=2, parallel_passes=False)
+    agreement = cosines(encoder.encode([short, long_text]), serial.encode([short, long_text]))
+    assert agreement.min() > 0.9999, (agreement.min(), cpu_note())
+
+
+def _encode_in_child(queue) -> None:
+    queue.put(_FORKED.encode(["one text", "another text", "a third"]).shape)
+
+
+_FORKED: Encoder | None = None
+
+
+def test_a_forked_process_runs_its_own_passes(sentences):
+    """The worker threads do not survive fork: a child process that encodes with the
+    parent's encoder gets threads of its own instead of waiting for ones that are gone."""
+    global _FORKED
+    _FORKED = Encoder.load(threads=2)
+    _FORKED.encode(sentences[:8])  # the parent's worker threads exist
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_encode_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, child.exitcode
+    assert queue.get(timeout=5) == (3, _FORKED.dim)
+    _FORKED = None
 
 
 def test_parallel_passes_default_follows_the_graph(tmp_path):
