@@ -397,6 +397,7 @@ def run(settings: Settings) -> dict:
     profile["short"]["sweep"] = profiling.settings_sweep(package, texts["short"], settings.threads)
     profile["short"]["sessions"] = profiling.session_sweep(package, texts["short"],
                                                            settings.threads)
+    lone: list[dict] = []
     if settings.threads > 1:
         graphs = {chosen[0].graph: package}
         for system in chosen:
@@ -404,8 +405,13 @@ def run(settings: Settings) -> dict:
                 graphs.setdefault("fp32", system.path)
         profile["short"]["passes"] = profiling.passes_sweep(graphs, texts["short"],
                                                             texts["long"], settings.threads)
+        if texts["long"]:
+            lone = profiling.lone_text_sweep(graphs, max(texts["long"], key=len),
+                                             settings.threads)
     profile["single"] = profiling.profile_package(package, texts["queries"][:20],
                                                   settings.threads, batch_size=1)
+    if lone:
+        profile["single"]["lone_texts"] = lone
     if texts["long"]:
         profile["long"] = profiling.profile_package(package, texts["long"], settings.threads)
     cpu = machine.cpu_info()

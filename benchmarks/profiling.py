@@ -50,7 +50,7 @@ def profile_package(package: str | Path, texts: list[str], threads: int,
     """Encode `texts` the way `Encoder.encode` does (length-sorted batches), timing each
     stage, with onnxruntime's profiler on for the forward passes."""
     from edgembed import Encoder
-    from edgembed.session import ort_session, session_options
+    from edgembed.session import create_session, ort_session, session_options
     from edgembed.tokenizer import pad_batch
 
     encoder = Encoder.load(package, threads=threads)
@@ -72,9 +72,11 @@ def profile_package(package: str | Path, texts: list[str], threads: int,
                       "token_type_ids": np.zeros_like(input_ids)})
     pad_s = time.perf_counter() - start
 
+    session = create_session(encoder.package.model_path, threads=threads)
+    session.run(None, {n: feeds[-1][n] for n in encoder._input_names})
     start = time.perf_counter()
     for feed in feeds:
-        encoder.session.run(None, {n: feed[n] for n in encoder._input_names})
+        session.run(None, {n: feed[n] for n in encoder._input_names})
     run_s = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -170,9 +172,10 @@ def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[d
     for label, name, value in SESSION_VARIANTS:
         encoder = Encoder.load(package, threads=threads, verify=False)
         model_path = encoder.package.model_path
-        encoder.session = variant(model_path, threads, name, value)
-        if encoder.parallel_passes:  # batches run on the single-thread session: vary it too
-            encoder._pass_session = variant(model_path, 1, name, value)
+        encoder.session = variant(model_path, 1 if encoder.parallel_passes else threads,
+                                  name, value)
+        if encoder.parallel_passes:  # lone long texts run on every thread: vary that too
+            encoder._all_threads = variant(model_path, threads, name, value)
         single = []
         for text in texts[:50] * 2:
             start = time.perf_counter()
@@ -181,6 +184,47 @@ def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[d
         rows.append({"session": label, "p50_ms": round(float(np.median(single[50:])) * 1e3, 3),
                      "sentences_per_s": _best_rate(encoder, texts, 32)})
     return rows
+
+
+# token counts of one text encoded alone, for lone_text_sweep
+LONE_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256)
+
+
+def lone_text_sweep(packages: dict[str, str | Path], text: str, threads: int,
+                    repeats: int = 15) -> list[dict]:
+    """One text alone, cut to each of LONE_LENGTHS tokens, run per graph on a
+    single-thread session and on one with `threads` threads, alternating (median of
+    `repeats`): what a lone text gives up under parallel passes (one thread), by length,
+    and why float graphs keep every thread."""
+    from edgembed import Encoder
+    from edgembed.session import create_session
+    from edgembed.tokenizer import pad_batch, tokenize
+
+    rows = []
+    for graph, package in packages.items():
+        encoder = Encoder.load(package, threads=threads, verify=False)
+        ids = tokenize(encoder.tokenizer, [text])[0]
+        sessions = {pool: create_session(encoder.package.model_path, threads=pool)
+                    for pool in (1, threads)}
+        for length in (n for n in LONE_LENGTHS if n <= len(ids)):
+            input_ids, mask = pad_batch([ids[:length - 1] + ids[-1:]], encoder.pad_id)
+            feed = {"input_ids": input_ids, "attention_mask": mask,
+                    "token_type_ids": np.zeros_like(input_ids)}
+            feed = {name: feed[name] for name in encoder._input_names}
+            times: dict[int, list[float]] = {pool: [] for pool in sessions}
+            for _ in range(repeats + 1):
+                for pool, session in sessions.items():
+                    start = time.perf_counter()
+                    session.run(None, feed)
+                    times[pool].append(time.perf_counter() - start)
+            rows.append({"graph": graph, "tokens": length, "threads": threads,
+                         "one_thread_ms": _median_ms(times[1][1:]),
+                         "all_threads_ms": _median_ms(times[threads][1:])})
+    return rows
+
+
+def _median_ms(seconds: list[float]) -> float:
+    return round(float(np.median(seconds)) * 1e3, 3)
 
 
 def _best_rate(encoder, texts: list[str], batch: int) -> float:

@@ -257,6 +257,14 @@ def profile_lines(result: dict) -> list[str]:
                      + "; ".join(f"{r['graph']} {_WAYS[r['parallel_passes']]}: "
                                  f"{r['sentences_per_s']:.0f} / {r['long_per_s']:.1f}"
                                  for r in passes) + ".")
+    lone = result["profile"].get("single", {}).get("lone_texts", [])
+    if lone:
+        graphs = dict.fromkeys(r["graph"] for r in lone)
+        lines.append(f"- Same process, one text alone by its tokens, ms on 1 thread / on "
+                     f"{lone[0]['threads']} threads: "
+                     + "; ".join(f"{graph} " + ", ".join(
+                         f"{r['tokens']}: {r['one_thread_ms']:.2f} / {r['all_threads_ms']:.2f}"
+                         for r in lone if r["graph"] == graph) for graph in graphs) + ".")
     lines.append(f"- Peak estimate: {peak['how']}; {peak['ghz']} GHz × {peak['cores']} cores → "
                  f"{peak['int8_macs_per_s'] / 1e9:.0f} G int8 MAC/s, "
                  f"{peak['fp32_macs_per_s'] / 1e9:.0f} G fp32 MAC/s.")
