@@ -173,9 +173,7 @@ def session_sweep(package: str | Path, texts: list[str], threads: int) -> list[d
         encoder = Encoder.load(package, threads=threads, verify=False)
         model_path = encoder.package.model_path
         encoder.session = variant(model_path, 1 if encoder.parallel_passes else threads,
-                                  name, value)
-        if encoder.parallel_passes:  # lone long texts run on every thread: vary that too
-            encoder._all_threads = variant(model_path, threads, name, value)
+                                  name, value)  # the encoder's own thread layout
         single = []
         for text in texts[:50] * 2:
             start = time.perf_counter()
