@@ -21,11 +21,11 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="NAME",
                         help="OpenVINO device: CPU (default), GPU, NPU or AUTO")
     parser.add_argument("--passes", choices=PASSES, default="auto",
-                        help="how a call of several forward passes runs them: parallel (side "
-                        "by side, one thread each, on a second copy of the model: faster "
-                        "bulk encoding, about the model's size more memory), serial (one at "
-                        "a time on all threads), auto (default: parallel for int8 packages "
-                        "on onnxruntime's CPU provider with 2+ threads)")
+                        help="how a call's forward passes use the threads: parallel (side by "
+                        "side, one thread each: faster bulk encoding, a lone long text on "
+                        "one thread), serial (one at a time, each operator split over all "
+                        "threads), auto (default: parallel for int8 packages on "
+                        "onnxruntime's CPU provider with 2+ threads)")
 
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
