@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from edgembed import EdgembedError
 from edgembed.encoder import WINDOW_BATCHES, check_texts
+from edgembed.tokenizer import replace_lone_surrogates, tokenize
 
 FUZZ = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -47,6 +48,17 @@ def test_single_text_is_deterministic_and_matches_its_row(default_encoder, text)
     assert vector.shape == (384,) and np.isfinite(vector).all()
     assert np.array_equal(vector, default_encoder.encode(text))
     assert np.array_equal(vector, default_encoder.encode([text])[0])
+
+
+@FUZZ
+@given(st.lists(any_text | any_text.map(lambda text: text * 40), min_size=1, max_size=6))
+def test_fast_tokenization_gives_the_ids_of_a_full_encode(default_encoder, texts):
+    """The encoder tokenizes without character offsets; the ids, truncation at
+    max_seq_length included (`* 40` makes texts past 256 tokens), are those of a full
+    `encode` of each text."""
+    tokenizer = default_encoder.tokenizer
+    texts = [replace_lone_surrogates(text) for text in texts]
+    assert tokenize(tokenizer, texts) == [tokenizer.encode(text).ids for text in texts]
 
 
 @FUZZ
