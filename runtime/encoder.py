@@ -19,7 +19,14 @@ from . import codes
 from .errors import EdgembedError, ModelLoadError, PackageError
 from .manifest import Manifest
 from .package import Package, open_package
-from .session import check_threads, default_threads, open_session, resolve_providers, run_session
+from .session import (
+    check_threads,
+    cpu_only,
+    default_threads,
+    open_session,
+    resolve_providers,
+    run_session,
+)
 from .tokenizer import load_tokenizer, pad_batch, replace_lone_surrogates, tokenize
 
 PRECISIONS = codes.PRECISIONS
@@ -186,7 +193,7 @@ class Encoder:
         if requested is not None and not isinstance(requested, (bool, np.bool_)):
             raise EdgembedError("parallel_passes must be True, False or None (the default), "
                                 f"got {reprlib.repr(requested)}")
-        possible = self.backend == "onnxruntime" and self.threads > 1 and _cpu_only(
+        possible = self.backend == "onnxruntime" and self.threads > 1 and cpu_only(
             resolve_providers(providers))
         if requested and not possible:
             raise EdgembedError("parallel_passes=True needs backend='onnxruntime' on its CPU "
@@ -368,7 +375,7 @@ class Encoder:
         return show_progress if show_progress is not None else show_progress_bar
 
     def _cpu_only(self) -> bool:
-        return _cpu_only(self.session.get_providers())
+        return cpu_only(self.session.get_providers())
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """Cosine similarity of every row of `embeddings1` with every row of `embeddings2`:
@@ -625,8 +632,3 @@ def _is_int(value: Any) -> bool:
     """An integer argument: Python or numpy int, not bool (True is not a batch size)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
-
-def _cpu_only(providers: Sequence[Any]) -> bool:
-    """Whether onnxruntime providers (names, or (name, options) pairs) are its CPU one only."""
-    return [item if isinstance(item, str) else item[0] for item in providers] \
-        == ["CPUExecutionProvider"]

@@ -50,14 +50,23 @@ def resolve_providers(providers: Sequence[Any] | str | None) -> list[Any]:
         raise EdgembedError("providers must be a provider name, a (name, options dict) pair, "
                             f"or a non-empty list of them, got {reprlib.repr(providers)}")
     available = ort.get_available_providers()
-    names = [item if isinstance(item, str) else item[0] for item in providers]
-    unknown = [name for name in names if name not in available]
+    unknown = [name for name in provider_names(providers) if name not in available]
     if unknown:
         raise EdgembedError(
             f"execution provider(s) {', '.join(unknown)} not available in this onnxruntime build; "
             f"available: {', '.join(available)}"
         )
     return list(providers)
+
+
+def provider_names(providers: Sequence[Any]) -> list[str]:
+    """The names of resolved providers (names, or (name, options) pairs)."""
+    return [item if isinstance(item, str) else item[0] for item in providers]
+
+
+def cpu_only(providers: Sequence[Any]) -> bool:
+    """Whether resolved providers are onnxruntime's CPU one only."""
+    return provider_names(providers) == ["CPUExecutionProvider"]
 
 
 def _is_provider_pair(item: object) -> bool:
@@ -94,8 +103,7 @@ def create_session(
     threads = check_threads(threads)
     chosen = resolve_providers(providers)
     options = session_options(threads)
-    if any((item if isinstance(item, str) else item[0]) == "DmlExecutionProvider"
-           for item in chosen):
+    if "DmlExecutionProvider" in provider_names(chosen):
         options.enable_mem_pattern = False  # DirectML runs without memory patterns only
     try:
         session = ort_session(model_path, options, chosen)
